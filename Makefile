@@ -1,0 +1,47 @@
+# The course in two commands:  make lab  |  make test
+# Both create .venv when it is missing and install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+# Re-install only when the dependency files change.
+BASE_STAMP := $(VENV)/.installed-base
+DEV_STAMP := $(VENV)/.installed-dev
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+.PHONY: lab test test-fast course constraints clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(BASE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
+	touch $@ $(BASE_STAMP)
+
+lab: $(BASE_STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+## every test: package tests, then every notebook under nbval
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q $(NBVAL_FLAGS) notebooks
+
+## package tests only (no notebooks)
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q tests
+
+## execute every notebook headless into build/ (notebooks + HTML)
+course: $(DEV_STAMP)
+	$(BIN)/python -m cnncourse.cli run-notebooks notebooks --out build
+
+constraints: $(DEV_STAMP)
+	{ echo "# Pinned versions: stored notebook outputs were produced with exactly these."; \
+	  echo "# Regenerate with: make constraints"; \
+	  $(PIP) freeze --exclude-editable | grep -v '^torch=='; echo "torch==2.13.0"; } > constraints.txt
+
+clean:
+	rm -rf build .pytest_cache

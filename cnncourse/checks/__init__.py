@@ -1,0 +1,9 @@
+"""Exercise checks: one ``check_<exercise>(fn)`` per exercise, registered in ``EXERCISES``.
+
+Usage in a notebook::
+
+    cc.checks.check_correlate_same(correlate_same)
+"""
+from .core import EXERCISES, CheckResult, compare, run_cases  # noqa: F401
+from .ch01_convolution_1d import check_correlate_same, check_toeplitz_matrix  # noqa: F401
+from .ch02_filters import check_difference_filters, check_error_order, check_fft_correlate_periodic  # noqa: F401
