@@ -46,6 +46,7 @@ def check_toeplitz_matrix(fn):
     for w, n in [(np.array([1.0, 2.0, 3.0]), 5), (rng.normal(size=3), 8), (rng.normal(size=5), 7), (np.array([2.0, -1.0, 1.0]), 3)]:
         M = signal.conv_matrix(w, n, mode="same")
         cases.append(Case(f"w={np.round(w, 3).tolist()}, n={n}", (w, n), expected=M,
-                          mistakes={"the matrix is transposed (rows are outputs, columns inputs)": M.T,
-                                    "the filter is flipped along each row": signal.conv_matrix(w[::-1], n, mode="same")}))
+                          # For an odd filter in "same" mode, flipping w and transposing M are the same mistake.
+                          mistakes={"the matrix is transposed, or equivalently the filter is flipped along each row "
+                                    "(row i must hold w at the columns of the inputs output i reads)": M.T}))
     return run_cases("1.2", "toeplitz_matrix", fn, cases)

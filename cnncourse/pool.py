@@ -1,0 +1,299 @@
+"""Max, average and global average pooling: forward/backward pairs, channels-first.
+
+Pooling slides a ``KH x KW`` window over each channel separately (stride
+``SH, SW``) and keeps one number per window: the largest (max pooling) or the
+mean (average pooling).  It has no parameters.  With ``pad`` rows/columns
+added on each side the output is ``OH = (H + 2*PH - KH) // SH + 1`` (and the
+same for ``OW``), rounding down as PyTorch does by default.
+
+Backward, in one line each (notebook 07):
+
+* max pooling routes each upstream gradient to the arg-max of its window (the
+  "switch" remembered by the forward pass); all other inputs get zero;
+* average pooling spreads each upstream gradient equally, ``1 / (KH*KW)`` to
+  every input of the window.
+
+Where windows overlap (stride < size) an input receives the sum of the
+gradients of every window it belongs to.
+
+Implementation: every window is a view ``(N, C, OH, OW, KH, KW)`` of the
+(padded) input -- a free reshape in the common non-overlapping case, stride
+tricks otherwise -- and the reductions loop over the ``KH*KW`` window
+positions, each step one vectorised operation over all windows at once.
+There is no Python loop over output pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import as_numeric_array, float_dtype
+from .backend import get_array_module
+
+__all__ = [
+    "pool_output_size",
+    "max_pool_forward",
+    "max_pool_backward",
+    "avg_pool_forward",
+    "avg_pool_backward",
+    "global_avg_pool_forward",
+    "global_avg_pool_backward",
+]
+
+
+def _pair(value, name: str, *, minimum: int) -> tuple[int, int]:
+    """``2 -> (2, 2)``, ``(2, 3) -> (2, 3)``; a named error for anything else."""
+    pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"pool {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"pool {name} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def pool_output_size(n: int, size: int, stride: int, pad: int = 0) -> int:
+    """Output length along one axis: ``(n + 2*pad - size) // stride + 1``."""
+    return (n + 2 * pad - size) // stride + 1
+
+
+def _check_pool_args(x, size, stride, pad):
+    """Validate ``x`` and the hyper-parameters; return the array and ``(size, stride, pad)`` pairs."""
+    x = as_numeric_array(x, "x", ndim=4)
+    kh, kw = _pair(size, "size", minimum=1)
+    sh, sw = _pair(size if stride is None else stride, "stride", minimum=1)
+    ph, pw = _pair(pad, "pad", minimum=0)
+    if 2 * ph > kh or 2 * pw > kw:
+        # More padding than half a window would give windows made only of padding.
+        raise ValueError(f"pool pad must be at most half the window size, got pad={(ph, pw)} for size={(kh, kw)}")
+    H, W = x.shape[2], x.shape[3]
+    if kh > H + 2 * ph or kw > W + 2 * pw:
+        raise ValueError(
+            f"pool window {kh}x{kw} is larger than the padded input {H + 2 * ph}x{W + 2 * pw} "
+            f"(x has H, W = {H}, {W} and pad={(ph, pw)})"
+        )
+    return x, (kh, kw), (sh, sw), (ph, pw)
+
+
+def _pad(x, pad, value):
+    ph, pw = pad
+    if ph == 0 and pw == 0:
+        return x
+    xp = get_array_module(x)
+    return xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant", constant_values=value)
+
+
+def _windows(a, size, stride, out_hw):
+    """All pooling windows of ``a`` (N, C, H, W) as a view of shape (N, C, OH, OW, KH, KW).
+
+    Non-overlapping windows that tile ``a`` exactly are a plain reshape; any
+    other geometry uses ``as_strided`` (window (oy, ox) starts at row
+    ``oy*SH``, column ``ox*SW``).  Both are views: writing into them writes
+    into ``a``, which is how the backward passes scatter gradients.
+    """
+    xp = get_array_module(a)
+    N, C, H, W = a.shape
+    (kh, kw), (sh, sw), (OH, OW) = size, stride, out_hw
+    if (sh, sw) == (kh, kw) and (OH * kh, OW * kw) == (H, W) and a.flags.c_contiguous:
+        return a.reshape(N, C, OH, kh, OW, kw).transpose(0, 1, 2, 4, 3, 5)
+    s = a.strides
+    return xp.lib.stride_tricks.as_strided(
+        a, shape=(N, C, OH, OW, kh, kw), strides=(s[0], s[1], s[2] * sh, s[3] * sw, s[2], s[3])
+    )
+
+
+def _positions(size):
+    """Window positions in row-major order: (0, 0), (0, 1), ..., (KH-1, KW-1)."""
+    kh, kw = size
+    return [(i, j) for i in range(kh) for j in range(kw)]
+
+
+def _scatter(dout, size, stride, pad, x_shape, dtype, weight_at):
+    """dx = sum over window positions (i, j) of ``weight_at(k)`` placed at that position of every window.
+
+    ``weight_at(k)`` returns the gradient each window sends to its k-th
+    element (row-major), shape (N, C, OH, OW) or broadcastable to it.
+    """
+    xp = get_array_module(dout)
+    (kh, kw), (sh, sw), (ph, pw) = size, stride, pad
+    N, C, H, W = x_shape
+    dx = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dtype)
+    win = _windows(dx, size, stride, dout.shape[2:])
+    overlapping = sh < kh or sw < kw
+    for k, (i, j) in enumerate(_positions(size)):
+        if overlapping:  # an input element can sit in several windows: accumulate
+            win[..., i, j] += weight_at(k)
+        else:
+            win[..., i, j] = weight_at(k)
+    return dx[:, :, ph : ph + H, pw : pw + W]
+
+
+def _check_dout(dout, cache_out_shape, name):
+    dout = as_numeric_array(dout, "dout", ndim=4)
+    if tuple(dout.shape) != tuple(cache_out_shape):
+        raise ValueError(
+            f"dout must have the shape of the {name} output {tuple(cache_out_shape)}, got {tuple(dout.shape)}"
+        )
+    return dout
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+
+def max_pool_forward(x, *, size=2, stride=None, pad=0):
+    """Max pooling: the largest value of each ``KH x KW`` window, channel by channel.
+
+    ``out[n, c, oy, ox] = max over (i, j) of xpad[n, c, oy*SH + i, ox*SW + j]``,
+    where padding counts as ``-inf`` (it never wins), as in
+    ``torch.nn.functional.max_pool2d``.
+
+    Args:
+        x: input, shape ``(N, C, H, W)``.
+        size: window size ``KH, KW`` (an int or a pair).
+        stride: step between windows ``SH, SW``; defaults to ``size``
+            (non-overlapping windows).
+        pad: rows/columns of ``-inf`` added on each side, at most half the window.
+
+    Returns:
+        out: shape ``(N, C, OH, OW)``, float32 for float32 input, else float64.
+        cache: ``(x_shape, dtype, argmax, size, stride, pad)``, where ``argmax``
+        (N, C, OH, OW) holds the row-major position ``i*KW + j`` of the winner
+        inside each window, and ``size``, ``stride``, ``pad`` are pairs.
+
+    Ties: when several elements of a window share the maximum, exactly one of
+    them is the arg-max -- the first in row-major window order (top row first,
+    left to right) -- so the gradient is never duplicated.  (PyTorch's choice
+    among ties is an implementation detail; it agrees whenever there are none.)
+
+    Raises:
+        ValueError: ``x`` not 4-D, size/stride < 1, pad negative or more than
+            half the window, or a window larger than the padded input.
+    """
+    x, size, stride, pad = _check_pool_args(x, size, stride, pad)
+    xp = get_array_module(x)
+    dtype = float_dtype(x)
+    x = x.astype(dtype, copy=False)
+    H, W = x.shape[2:]
+    out_hw = (pool_output_size(H, size[0], stride[0], pad[0]), pool_output_size(W, size[1], stride[1], pad[1]))
+    win = _windows(_pad(x, pad, -np.inf), size, stride, out_hw)
+    positions = _positions(size)
+    out = win[..., 0, 0].copy()
+    argmax = xp.zeros(out.shape, dtype=np.uint8 if len(positions) <= 256 else np.int32)
+    for k, (i, j) in enumerate(positions[1:], start=1):
+        candidate = win[..., i, j]
+        better = candidate > out  # strict: on a tie the earlier position keeps the arg-max
+        xp.maximum(out, candidate, out=out)
+        xp.copyto(argmax, k, where=better)
+    return out, (x.shape, dtype, argmax, size, stride, pad)
+
+
+def max_pool_backward(dout, cache):
+    """Gradient of max pooling: each ``dout`` entry goes to the arg-max of its window.
+
+    Args:
+        dout: upstream gradient, shape ``(N, C, OH, OW)``.
+        cache: from :func:`max_pool_forward`.
+
+    Returns:
+        dx: shape ``(N, C, H, W)``; zero everywhere except at the arg-maxes
+        (summed where overlapping windows share a winner).
+    """
+    x_shape, dtype, argmax, size, stride, pad = cache
+    dout = _check_dout(dout, argmax.shape, "max pooling").astype(dtype, copy=False)
+    xp = get_array_module(dout)
+    zero = dtype.type(0)
+    return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: xp.where(argmax == k, dout, zero))
+
+
+# ----------------------------------------------------------------------------- average pooling
+
+
+def avg_pool_forward(x, *, size=2, stride=None, pad=0):
+    """Average pooling: the mean of each ``KH x KW`` window, channel by channel.
+
+    ``out[n, c, oy, ox] = 1/(KH*KW) * sum over (i, j) of xpad[n, c, oy*SH + i, ox*SW + j]``.
+    Padding counts as zeros and the divisor is always the full window
+    ``KH*KW`` -- PyTorch's default ``count_include_pad=True`` -- so a window
+    hanging over the border averages in the zeros.
+
+    Args:
+        x: input, shape ``(N, C, H, W)``.
+        size, stride, pad: as in :func:`max_pool_forward` (padding is zeros here).
+
+    Returns:
+        out: shape ``(N, C, OH, OW)``, float32 for float32 input, else float64.
+        cache: ``(x_shape, dtype, size, stride, pad)``.
+
+    Raises:
+        ValueError: as :func:`max_pool_forward`.
+    """
+    x, size, stride, pad = _check_pool_args(x, size, stride, pad)
+    dtype = float_dtype(x)
+    x = x.astype(dtype, copy=False)
+    H, W = x.shape[2:]
+    out_hw = (pool_output_size(H, size[0], stride[0], pad[0]), pool_output_size(W, size[1], stride[1], pad[1]))
+    win = _windows(_pad(x, pad, 0), size, stride, out_hw)
+    positions = _positions(size)
+    out = win[..., 0, 0].copy()
+    for i, j in positions[1:]:
+        out += win[..., i, j]
+    out *= dtype.type(1.0 / len(positions))
+    return out, (x.shape, dtype, size, stride, pad)
+
+
+def avg_pool_backward(dout, cache):
+    """Gradient of average pooling: every input of a window gets ``dout / (KH*KW)``.
+
+    Args:
+        dout: upstream gradient, shape ``(N, C, OH, OW)``.
+        cache: from :func:`avg_pool_forward`.
+
+    Returns:
+        dx: shape ``(N, C, H, W)`` (inputs in no window -- rows or columns left
+        over when the stride does not tile the input -- get zero).
+    """
+    x_shape, dtype, size, stride, pad = cache
+    H, W = x_shape[2:]
+    out_shape = (*x_shape[:2], pool_output_size(H, size[0], stride[0], pad[0]), pool_output_size(W, size[1], stride[1], pad[1]))
+    dout = _check_dout(dout, out_shape, "average pooling").astype(dtype, copy=False)
+    share = dout * dtype.type(1.0 / (size[0] * size[1]))
+    return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: share)
+
+
+# ----------------------------------------------------------------------------- global average pooling
+
+
+def global_avg_pool_forward(x):
+    """Global average pooling: one mean per channel, ``out[n, c] = mean over (h, w) of x[n, c, h, w]``.
+
+    Replaces flatten + a large dense layer at the end of modern CNNs: the
+    output size no longer depends on ``H, W``.
+
+    Args:
+        x: input, shape ``(N, C, H, W)``.
+
+    Returns:
+        out: shape ``(N, C)``.
+        cache: ``(x_shape, dtype)``.
+    """
+    x = as_numeric_array(x, "x", ndim=4)
+    dtype = float_dtype(x)
+    out = x.astype(dtype, copy=False).mean(axis=(2, 3), dtype=dtype)
+    return out, (x.shape, dtype)
+
+
+def global_avg_pool_backward(dout, cache):
+    """Gradient of global average pooling: ``dx[n, c, h, w] = dout[n, c] / (H*W)``.
+
+    Args:
+        dout: upstream gradient, shape ``(N, C)``.
+        cache: from :func:`global_avg_pool_forward`.
+
+    Returns:
+        dx: shape ``(N, C, H, W)``.
+    """
+    x_shape, dtype = cache
+    dout = as_numeric_array(dout, "dout", ndim=2)
+    if tuple(dout.shape) != tuple(x_shape[:2]):
+        raise ValueError(f"dout must have the shape of the global pooling output {tuple(x_shape[:2])}, got {tuple(dout.shape)}")
+    xp = get_array_module(dout)
+    share = dout.astype(dtype, copy=False) * dtype.type(1.0 / (x_shape[2] * x_shape[3]))
+    return xp.broadcast_to(share[:, :, None, None], x_shape).copy()
