@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "backend", "signal", "filters", "conv", "im2col", "pool", "activations", "linear", "dropout",
     "batchnorm", "residual", "losses", "nn", "optim", "gradcheck", "models", "train", "data",
-    "plotting", "widgets", "checks", "grading", "kernels", "cli", "layers_extra", "transposed",
+    "plotting", "widgets", "checks", "grading", "kernels", "cli", "transposed", "causal", "receptive",
 }
 
 
