@@ -13,6 +13,9 @@ __all__ = [
     "identity", "shift", "box", "gaussian", "laplacian", "sharpen", "laplacian_of_gaussian",
     "forward_difference", "backward_difference", "centred_difference", "second_difference",
     "trapezoid", "simpson",
+    # 2D kernels (notebook 03)
+    "blur", "gaussian2d", "sharpen2d", "laplacian2d", "laplacian2d_diagonal", "sobel_x", "sobel_y",
+    "horizontal_difference",
 ]
 
 
@@ -110,3 +113,78 @@ def trapezoid() -> np.ndarray:
 def simpson() -> np.ndarray:
     """Simpson's rule weights ``[1/6, 4/6, 1/6]`` (times 2h: the area over two intervals)."""
     return np.array([1.0, 4.0, 1.0]) / 6.0
+
+
+# --------------------------------------------------------------------------- 2D kernels (notebook 03)
+# Like the 1D filters, these are correlation weights for cnncourse.conv.correlate2d
+# (row index j1 downwards, column index j2 to the right, centre tap in the middle).
+
+
+def blur() -> np.ndarray:
+    """``[[0, 1, 0], [1, 4, 1], [0, 1, 0]] / 8``: a pixel averaged with its 4 neighbours; sums to 1."""
+    return np.array([[0.0, 1.0, 0.0], [1.0, 4.0, 1.0], [0.0, 1.0, 0.0]]) / 8.0
+
+
+def gaussian2d(sigma: float = 1.0, m: int | None = None, normalize: bool = True) -> np.ndarray:
+    """Isotropic Gaussian blur ``w[i, j] ∝ exp(-(i^2 + j^2) / 2 sigma^2)``, i, j = -m..m.
+
+    It is the outer product of two 1D :func:`gaussian` filters (separable:
+    blurring rows then columns is the same as one 2D blur, at 2(2m+1) instead
+    of (2m+1)^2 multiplications per pixel).
+
+    Args:
+        sigma: standard deviation in pixels (> 0).
+        m: half-width; defaults to ``ceil(4 sigma)``.
+        normalize: divide by the sum so the taps add up to exactly 1 (keeps the
+            mean brightness); False gives the sampled 2D normal density
+            ``exp(-(i^2 + j^2) / 2 sigma^2) / (2 pi sigma^2)``.
+
+    Returns:
+        w: shape ``(2m+1, 2m+1)``.
+    """
+    g = gaussian(sigma, m)
+    w = np.outer(g, g)
+    return w / w.sum() if normalize else w
+
+
+def sharpen2d() -> np.ndarray:
+    """``[[0, -1, 0], [-1, 8, -1], [0, -1, 0]]`` (the syllabus value) = 4 * identity + :func:`laplacian2d`.
+
+    Its taps sum to **4**, not 1, so it also multiplies the brightness by 4
+    (rescale the image for display, or divide by 4 for a unit-gain sharpen:
+    identity + laplacian / 4).  The common unit-gain variant is
+    ``[[0, -1, 0], [-1, 5, -1], [0, -1, 0]]`` = identity + laplacian.
+    """
+    return np.array([[0.0, -1.0, 0.0], [-1.0, 8.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def laplacian2d() -> np.ndarray:
+    """``[[0, -1, 0], [-1, 4, -1], [0, -1, 0]]``: minus the 5-point Laplacian; edges, sums to 0."""
+    return np.array([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+
+
+def laplacian2d_diagonal() -> np.ndarray:
+    """``[[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]``: Laplacian with the diagonals too; sums to 0."""
+    w = -np.ones((3, 3))
+    w[1, 1] = 8.0
+    return w
+
+
+def sobel_x() -> np.ndarray:
+    """``[[1, 0, -1], [2, 0, -2], [1, 0, -1]]``: horizontal gradient, smoothed vertically; sums to 0.
+
+    As a correlation weight it gives ``left - right`` (positive where brightness
+    falls to the right); as a convolution (flipped) it is ``right - left``, the
+    x-derivative.  Responds to vertical edges.
+    """
+    return np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+
+
+def sobel_y() -> np.ndarray:
+    """``sobel_x().T`` = ``[[1, 2, 1], [0, 0, 0], [-1, -2, -1]]``: vertical gradient; responds to horizontal edges."""
+    return sobel_x().T.copy()
+
+
+def horizontal_difference() -> np.ndarray:
+    """``[[-1, 1]]`` (shape 1x2): ``z[i, j] = x[i, j+1] - x[i, j]`` in correlation; sums to 0."""
+    return np.array([[-1.0, 1.0]])

@@ -11,7 +11,9 @@
 //
 // The column matrix is addressed through six element strides
 // (s_n, s_c, s_ky, s_kx, s_oy, s_ox) chosen by the Python wrapper, so one
-// kernel serves any column layout (rows (c, ky, kx) x columns (n, oy, ox) ...).
+// kernel serves any column layout; the package uses that of im2col_cpu,
+// cols[n, (c*KH + ky)*KW + kx, oy*OW + ox], for which the im2col thread order
+// walks memory in order (coalesced writes).
 // Indices are 64-bit and the loops are grid-stride loops, so any grid size is
 // correct; the wrapper caps the grid.
 

@@ -9,8 +9,10 @@
 //       (stride < kernel) need no atomics and the sum is deterministic.
 //
 // Max pooling: padded positions are never chosen (as in PyTorch); the
-// arg-max is the flat index iy*W + ix inside the (H, W) plane of the first
-// maximum in row-major window order (ties -> first, like numpy.argmax).
+// arg-max is the row-major position k = ky*KW + kx INSIDE the window of the
+// first maximum (ties -> first, like numpy.argmax), stored as I
+// (unsigned char when KH*KW <= 256, else int), the cache contract of
+// cnncourse.pool.max_pool_forward.
 // Average pooling: count_include_pad != 0 divides by KH*KW (padding counts
 // as zeros); otherwise by the number of in-image positions of the window.
 
@@ -20,9 +22,9 @@ __device__ __forceinline__ int ceil_div_nonneg(int a, int b)
     return a >= 0 ? (a + b - 1) / b : -((-a) / b);
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void max_pool_forward(const T* __restrict__ x, T* __restrict__ out,
-                                 long long* __restrict__ argmax,
+                                 I* __restrict__ argmax,
                                  int N, int C, int H, int W, int KH, int KW, int OH, int OW,
                                  int sy, int sx, int py, int px)
 {
@@ -35,7 +37,7 @@ __global__ void max_pool_forward(const T* __restrict__ x, T* __restrict__ out,
         const T* plane = x + nc * H * W;
         const int y0 = oy * sy - py, x0 = ox * sx - px;
         T best = T(0);
-        long long best_idx = -1;
+        int best_k = -1;
         for (int ky = 0; ky < KH; ++ky) {
             const int iy = y0 + ky;
             if (iy < 0 || iy >= H) continue;
@@ -43,19 +45,19 @@ __global__ void max_pool_forward(const T* __restrict__ x, T* __restrict__ out,
                 const int ix = x0 + kx;
                 if (ix < 0 || ix >= W) continue;
                 const T v = plane[(long long)iy * W + ix];
-                if (best_idx < 0 || v > best) {
+                if (best_k < 0 || v > best) {
                     best = v;
-                    best_idx = (long long)iy * W + ix;
+                    best_k = ky * KW + kx;
                 }
             }
         }
         out[i] = best;
-        argmax[i] = best_idx;
+        argmax[i] = (I)best_k;
     }
 }
 
-template <typename T>
-__global__ void max_pool_backward(const T* __restrict__ dout, const long long* __restrict__ argmax,
+template <typename T, typename I>
+__global__ void max_pool_backward(const T* __restrict__ dout, const I* __restrict__ argmax,
                                   T* __restrict__ dx,
                                   int N, int C, int H, int W, int KH, int KW, int OH, int OW,
                                   int sy, int sx, int py, int px)
@@ -71,13 +73,14 @@ __global__ void max_pool_backward(const T* __restrict__ dout, const long long* _
         const int oy_hi = min((iy + py) / sy, OH - 1);
         const int ox_lo = max(ceil_div_nonneg(ix + px - KW + 1, sx), 0);
         const int ox_hi = min((ix + px) / sx, OW - 1);
-        const long long me = (long long)iy * W + ix;
         const long long obase = nc * OH * OW;
         T acc = T(0);
         for (int oy = oy_lo; oy <= oy_hi; ++oy) {
+            const int ky = iy - (oy * sy - py);  // this pixel's row inside window oy
             for (int ox = ox_lo; ox <= ox_hi; ++ox) {
+                const int kx = ix - (ox * sx - px);
                 const long long o = obase + (long long)oy * OW + ox;
-                if (argmax[o] == me) acc += dout[o];
+                if ((int)argmax[o] == ky * KW + kx) acc += dout[o];
             }
         }
         dx[i] = acc;
