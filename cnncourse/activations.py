@@ -15,7 +15,8 @@ import math
 import numbers
 
 from ._validate import as_numeric_array, float_dtype
-from .backend import get_array_module
+from .backend import get_array_module, is_gpu_array
+from .kernels import relu_backward_gpu, relu_forward_gpu
 
 __all__ = ["relu_forward", "relu_backward", "leaky_relu_forward", "leaky_relu_backward"]
 
@@ -40,6 +41,8 @@ def relu_forward(x):
     x = as_numeric_array(x, "x")
     xp = get_array_module(x)
     x = x.astype(float_dtype(x), copy=False)
+    if is_gpu_array(x):  # CUDA kernel writes out and the mask in one pass
+        return relu_forward_gpu(x, return_mask=True)
     positive = x > 0
     return xp.maximum(x, 0), positive
 
@@ -58,6 +61,8 @@ def relu_backward(dout, cache):
     dout = _check_dout(dout, positive.shape)
     get_array_module(dout, positive)  # raises on a NumPy/CuPy mix
     dout = dout.astype(float_dtype(dout), copy=False)
+    if is_gpu_array(dout):
+        return relu_backward_gpu(dout, positive)
     return dout * positive
 
 

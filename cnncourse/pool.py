@@ -27,7 +27,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_numeric_array, float_dtype
-from .backend import get_array_module
+from .backend import get_array_module, is_gpu_array
+from .kernels import avg_pool_backward_gpu, avg_pool_forward_gpu, max_pool_backward_gpu, max_pool_forward_gpu
 
 __all__ = [
     "pool_output_size",
@@ -181,6 +182,9 @@ def max_pool_forward(x, *, size=2, stride=None, pad=0):
     xp = get_array_module(x)
     dtype = float_dtype(x)
     x = x.astype(dtype, copy=False)
+    if is_gpu_array(x):  # CUDA kernel (one thread per output), same cache contract
+        out, argmax = max_pool_forward_gpu(x, size=size, stride=stride, pad=pad)
+        return out, (x.shape, dtype, argmax, size, stride, pad)
     H, W = x.shape[2:]
     out_hw = _out_hw(H, W, size, stride, pad)
     win = _windows(_pad(x, pad, -np.inf), size, stride, out_hw)
@@ -213,6 +217,8 @@ def max_pool_backward(dout, cache):
     x_shape, dtype, argmax, size, stride, pad = cache
     dout = _check_dout(dout, argmax.shape, "max pooling").astype(dtype, copy=False)
     get_array_module(dout, argmax)  # raises on a NumPy/CuPy mix
+    if is_gpu_array(dout):  # CUDA kernel: one thread per input pixel gathers, no atomics
+        return max_pool_backward_gpu(dout, argmax, x_shape, size=size, stride=stride, pad=pad)
     # dout * (argmax == k): a multiply by a boolean mask is ~10x faster than np.where here.
     return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: dout * (argmax == k))
 
@@ -242,6 +248,8 @@ def avg_pool_forward(x, *, size=2, stride=None, pad=0):
     x, size, stride, pad = _check_pool_args(x, size, stride, pad)
     dtype = float_dtype(x)
     x = x.astype(dtype, copy=False)
+    if is_gpu_array(x):  # CUDA kernel, same cache contract
+        return avg_pool_forward_gpu(x, size=size, stride=stride, pad=pad), (x.shape, dtype, size, stride, pad)
     H, W = x.shape[2:]
     out_hw = _out_hw(H, W, size, stride, pad)
     win = _windows(_pad(x, pad, 0), size, stride, out_hw)
@@ -268,6 +276,8 @@ def avg_pool_backward(dout, cache):
     H, W = x_shape[2:]
     out_shape = (*x_shape[:2], *_out_hw(H, W, size, stride, pad))
     dout = _check_dout(dout, out_shape, "average pooling").astype(dtype, copy=False)
+    if is_gpu_array(dout):  # CUDA kernel: one thread per input pixel gathers
+        return avg_pool_backward_gpu(dout, x_shape, size=size, stride=stride, pad=pad)
     share = dout * dtype.type(1.0 / (size[0] * size[1]))
     return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: share)
 

@@ -7,26 +7,27 @@ for ``float`` and ``double``, so float32 and float64 arrays both run natively.
 
 How threads map to elements (each source file repeats this at its top):
 
-==================  =================================================================
-kernel              mapping
-==================  =================================================================
-im2col              one thread per column element; i -> (n, c, ky, kx, oy, ox)
-col2im              one thread per *input* element; i -> (n, c, iy, ix); it gathers
-                    (sums) every column entry copied from its pixel -- no atomics
-max_pool_forward    one thread per output element; i -> (n, c, oy, ox); scans its
-                    window, writes the max and its row-major arg-max ky*KW + kx
-max_pool_backward   one thread per input element; i -> (n, c, iy, ix); sums ``dout``
-                    of every window containing it whose arg-max is this pixel
-avg_pool_forward    one thread per output element; i -> (n, c, oy, ox)
-avg_pool_backward   one thread per input element; i -> (n, c, iy, ix) (gather)
-relu_forward/-back  one thread per element; i -> flat index
-conv_forward_direct one block per (TH x TW output tile, image n, group of FB
-                    filters); thread (tx, ty) -> output pixel, FB accumulators;
-                    input patch and weights staged in shared memory per channel chunk
-channel_sums        one block per (channel c, slice s); threads stride over the
-                    N*H*W values of channel c, reduce in shared memory (double
-                    accumulators) to per-slice partials, summed by the wrapper
-==================  =================================================================
+====================  =================================================================
+kernel                mapping
+====================  =================================================================
+im2col                one thread per column element; i -> (n, c, ky, kx, oy, ox)
+col2im                one thread per *input* element; i -> (n, c, iy, ix); it gathers
+                      (sums) every column entry copied from its pixel -- no atomics
+max_pool_forward      one thread per output element; i -> (n, c, oy, ox); scans its
+                      window, writes the max and its row-major arg-max ky*KW + kx
+max_pool_backward     one thread per input element; i -> (n, c, iy, ix); sums ``dout``
+                      of every window containing it whose arg-max is this pixel
+avg_pool_forward      one thread per output element; i -> (n, c, oy, ox)
+avg_pool_backward     one thread per input element; i -> (n, c, iy, ix) (gather)
+relu_forward/-back    one thread per element; i -> flat index (the forward can also write
+                      the mask x > 0; the backward takes x or that mask)
+conv_forward_direct   one block per (TH x TW output tile, image n, group of FB
+                      filters); thread (tx, ty) -> output pixel, FB accumulators;
+                      input patch and weights staged in shared memory per channel chunk
+channel_sums          one block per (channel c, slice s); threads stride over the
+                      N*H*W values of channel c, reduce in shared memory (double
+                      accumulators) to per-slice partials, summed by the wrapper
+====================  =================================================================
 
 All 1-D kernels use grid-stride loops with 64-bit indices, so any grid is
 correct and the launch helpers below cap it.  The launch geometry lives in
@@ -57,6 +58,7 @@ __all__ = [
     "name_expressions",
     "compile_all",
     "launch_1d",
+    "conv_out_size",
     "cols_strides",
     "direct_conv_geometry",
     "channel_sums_geometry",
