@@ -15,7 +15,7 @@ for normalising.
 from __future__ import annotations
 
 from ._validate import as_numeric_array, float_dtype
-from .backend import get_array_module
+from .backend import get_array_module, is_gpu_array
 
 __all__ = [
     "batchnorm_forward", "batchnorm_backward", "spatial_batchnorm_forward", "spatial_batchnorm_backward",
@@ -132,8 +132,13 @@ def batchnorm_backward(dout, cache):
     xhat, inv_std, gamma = cache["xhat"], cache["inv_std"], cache["gamma"]
     shape = [1] * dout.ndim
     shape[1] = dout.shape[1]
-    dgamma = (dout * xhat).sum(axis=axes)
-    dbeta = dout.sum(axis=axes)
+    if is_gpu_array(dout):  # one fused pass of our CUDA reduction instead of two
+        from .kernels import channel_sums_gpu
+
+        dbeta, dgamma = channel_sums_gpu(dout, xhat)
+    else:
+        dgamma = (dout * xhat).sum(axis=axes)
+        dbeta = dout.sum(axis=axes)
     dxhat = dout * gamma.reshape(shape) if gamma is not None else dout
     if cache["training"]:
         dx = _normalise_backward(dxhat, xhat, inv_std, axes)
