@@ -100,7 +100,7 @@ def _fmt(value) -> str:
     arr = np.asarray(value)
     if arr.ndim == 0:
         return np.array2string(arr, precision=6)
-    return np.array2string(arr, precision=4, suppress_small=True, threshold=40, max_line_width=100)
+    return np.array2string(arr, precision=4, suppress_small=True, threshold=40, edgeitems=2, max_line_width=100)
 
 
 def compare(expected, got, *, rtol: float = 1e-6, atol: float = 1e-8) -> str | None:
