@@ -275,6 +275,43 @@ def test_conv_backward_matches_torch_autograd(layer, seed):
                 assert db is None
 
 
+@settings(max_examples=40, deadline=None)
+@given(layers(max_n=2), st.integers(0, 2**32 - 1))
+def test_implicit_gemm_path_matches_torch(layer, seed):
+    # conv_forward takes this path only for >= TAPS_MIN_CHANNELS channels; call it directly on any geometry
+    x_shape, w_shape, bias, hyper = layer
+    rng = np.random.default_rng(seed)
+    x, w, b = make(rng, x_shape, w_shape, bias)
+    stride, pad, dilation = hyper["stride"], hyper["pad"], hyper["dilation"]
+    out = conv._forward_taps(x, w, b, stride, pad, dilation)
+    dout = rng.standard_normal(out.shape)
+    expected, dx_t, dw_t, _ = torch_conv(x, w, b, hyper, dout)
+    assert rel_error(out, expected) < 1e-9
+    dx, dw = conv._backward_taps(dout, x, w, stride, pad, dilation)
+    assert rel_error(dx, dx_t) < 1e-7
+    assert rel_error(dw, dw_t) < 1e-7
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("hyper", [dict(stride=1, pad=1, dilation=1), dict(stride=2, pad=(1, 0), dilation=(1, 2))])
+def test_many_channels_take_the_implicit_gemm_path(dtype, hyper):
+    rng = np.random.default_rng(10)
+    c = conv.TAPS_MIN_CHANNELS
+    x, w, b = make(rng, (2, c, 9, 8), (5, c, 3, 3), True, dtype=dtype)
+    out, cache = conv.conv_forward(x, w, b, **hyper)
+    out_naive, cache_naive = conv.conv_forward_naive(x, w, b, **hyper)
+    assert cache.cols is None and out.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    _, dx_t, dw_t, db_t = torch_conv(x, w, b, hyper, dout)
+    assert rel_error(out, out_naive) < tol
+    for backward in BACKWARDS:
+        for c_ in (cache, cache_naive):
+            dx, dw, db = backward(dout, c_)
+            assert dx.dtype == dw.dtype == db.dtype == dtype
+            assert rel_error(dx, dx_t) < tol and rel_error(dw, dw_t) < tol and rel_error(db, db_t) < tol
+
+
 @pytest.mark.parametrize("hyper", [
     dict(stride=1, pad=0, dilation=1), dict(stride=2, pad=1, dilation=1),
     dict(stride=(1, 2), pad=(2, 0), dilation=(2, 1)), dict(stride=3, pad=2, dilation=2),
