@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-.PHONY: lab test test-fast course constraints clean
+.PHONY: lab test test-fast course bench-grade constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,8 @@ lab: $(BASE_STAMP)
 ## every test: package tests, then every notebook under nbval
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q tests
-	$(BIN)/python -m pytest -q $(NBVAL_FLAGS) notebooks
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(NBVAL_FLAGS) notebooks
+	$(BIN)/cnncourse validate
 
 ## package tests only (no notebooks)
 test-fast: $(DEV_STAMP)
@@ -37,6 +38,10 @@ test-fast: $(DEV_STAMP)
 ## execute every notebook headless into build/ (notebooks + HTML)
 course: $(DEV_STAMP)
 	$(BIN)/python -m cnncourse.cli run-notebooks notebooks --out build
+
+## time grading 30 submissions with --jobs 2
+bench-grade: $(DEV_STAMP)
+	$(BIN)/python benchmarks/grade_30.py
 
 constraints: $(DEV_STAMP)
 	{ echo "# Pinned versions: stored notebook outputs were produced with exactly these."; \

@@ -17,7 +17,8 @@ def _signals():
     yield "short x (n=4), K=5", rng.normal(size=4), rng.normal(size=5)
 
 
-@exercise("1.1", "correlate_same", notebook=NOTEBOOK)
+@exercise("1.1", "correlate_same", notebook=NOTEBOOK,
+          forbidden=("cnncourse.signal.correlate1d", "cnncourse.signal.convolve1d"))
 def check_correlate_same(fn):
     """``fn(x, w, boundary)``: "same"-size cross-correlation with a boundary rule, odd K."""
     cases = []
@@ -38,7 +39,7 @@ def check_correlate_same(fn):
     return run_cases("1.1", "correlate_same", fn, cases)
 
 
-@exercise("1.2", "toeplitz_matrix", notebook=NOTEBOOK)
+@exercise("1.2", "toeplitz_matrix", notebook=NOTEBOOK, forbidden=("cnncourse.signal.conv_matrix",))
 def check_toeplitz_matrix(fn):
     """``fn(w, n)``: the n x n matrix M with ``M @ x == correlate1d(x, w, mode='same')``."""
     cases = []

@@ -1,0 +1,214 @@
+"""The sandboxed child: runs a submission's code and calls its functions on request.
+
+Started by :class:`cnncourse.grading.sandbox.Sandbox` as::
+
+    python -I -c "...; from cnncourse.grading.child import main; main()" RESULT_FD MEM CPU FSIZE
+
+It applies its resource limits first, reads a setup frame (the notebook's
+import statements and the guard policy) from stdin, runs the imports,
+installs the guards (:mod:`cnncourse.grading.guard`), then serves commands
+from stdin until told to stop or stdin closes:
+
+* ``exec``: run one block of student code (a cell) in the submission's namespace;
+* ``lookup``: is ``name`` defined and callable?
+* ``call``: call ``name(*args, **kwargs)`` and report the outcome: the
+  returned value (:func:`cnncourse.grading.wire.encode`), the exception it
+  raised, a forbidden call, or an output overflow.
+
+Replies go to RESULT_FD.  Everything here is *untrusted once student code has
+run*: the grader treats replies as claims about what the student's function
+returned, never as a verdict.
+"""
+from __future__ import annotations
+
+import builtins
+import errno
+import os
+import pickle
+import resource
+import sys
+
+
+def _limit(kind, value: int) -> None:
+    if value > 0:
+        try:
+            resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):  # a hard limit already lower than ours: keep it
+            pass
+
+
+def _error(err: BaseException) -> dict:
+    from . import guard
+
+    try:
+        message = str(err)[:2000]
+    except BaseException:  # a student exception whose __str__ fails
+        message = "<unprintable message>"
+    info = {"type": type(err).__name__[:80], "message": message,
+            "not_implemented": isinstance(err, NotImplementedError),
+            "memory": isinstance(err, MemoryError),
+            "forbidden": isinstance(err, guard.ForbiddenCall),
+            "output": isinstance(err, OSError) and err.errno == errno.EFBIG}
+    if isinstance(err, SystemExit):
+        info["exit"] = str(err.code)[:200]
+    return info
+
+
+def _die_with_parent() -> None:
+    """Linux: be killed if the grader dies (a sleeping child would otherwise outlive it)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except Exception:  # not Linux, no libc: the CPU limit and stdin's end still stop the child
+        pass
+
+
+def _confine(setup: dict, guarded: dict) -> int:
+    """Kernel limits (Landlock) where available: read Python, libraries and system files, write scratch."""
+    from . import landlock
+
+    pid = os.getpid()
+    system = ["/usr", "/lib", "/lib64", "/lib32", "/etc", "/sys", "/dev/urandom", "/dev/random", "/dev/zero",
+              "/proc/cpuinfo", "/proc/meminfo", "/proc/stat"]
+    system += [f"/proc/{pid}/{name}" for name in ("stat", "statm", "status", "cgroup", "mountinfo", "limits")]
+    # every import location (a Nix or .pth layout may keep libraries outside the prefix),
+    # except the repository itself when the package is not installed
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    imports = [p for p in sys.path if p and os.path.realpath(p) != repo]
+    try:
+        return landlock.restrict(read=[*setup.get("allow_roots", ()), *imports, *system],
+                                 write=list(setup.get("write_roots", ())), read_write_files=["/dev/null"],
+                                 hidden=list(guarded))
+    except Exception:  # never let the optional kernel layer stop grading
+        return 0
+
+
+class _Child:
+    def __init__(self, cmd_fd: int, result_fd: int, output_limit: int):
+        self.cmd_fd, self.result_fd, self.output_limit = cmd_fd, result_fd, output_limit
+        self.namespace = {"__name__": "__main__", "__builtins__": builtins}
+        self.builtins = dict(vars(builtins))
+
+    def restore_builtins(self) -> None:
+        """Undo a submission's changes to builtins before the child's own code runs again.
+
+        (``builtins.isinstance = lambda *a: True`` would otherwise break the
+        JSON encoder of the reply; the submission would still earn nothing.)
+        """
+        current = vars(builtins)
+        for name, value in self.builtins.items():
+            if current.get(name) is not value:
+                current[name] = value
+
+    def reply(self, message: dict) -> None:
+        from . import wire
+
+        wire.write_frame(self.result_fd, wire.dumps(message))
+
+    def output_overflow(self) -> bool:
+        try:
+            return os.fstat(1).st_size >= self.output_limit
+        except OSError:
+            return False
+
+    def run_exec(self, cmd: dict) -> dict:
+        from . import guard
+
+        try:
+            code = compile(cmd["code"], cmd.get("filename", "<cell>"), "exec")
+            exec(code, self.namespace)
+            error = None
+        except BaseException as err:  # the cell's own failure, reported
+            self.restore_builtins()
+            error = _error(err)
+        self.restore_builtins()
+        guard.calls()  # calls at the top level of a cell are blocked but not penalised
+        return {"ok": error is None, "error": error, "output_limit": self.output_overflow()}
+
+    def run_lookup(self, cmd: dict) -> dict:
+        value = self.namespace.get(cmd["name"], None)
+        defined = cmd["name"] in self.namespace
+        return {"defined": defined, "callable": callable(value), "type": type(value).__name__[:80]}
+
+    def run_call(self, cmd: dict) -> dict:
+        import numpy as np
+
+        from . import guard, wire
+
+        guard.calls()
+        args, kwargs = pickle.loads(cmd["payload"])
+        before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+        reply: dict = {}
+        try:
+            value = self.namespace[cmd["name"]](*args, **kwargs)
+            self.restore_builtins()
+            reply["outcome"] = "returned"
+            reply["value"] = wire.encode(value)
+            changed = {}
+            for i, (old, new) in enumerate(zip(before, args)):
+                if old is not None and isinstance(new, np.ndarray) and not np.array_equal(old, new, equal_nan=True):
+                    changed[str(i)] = wire.encode(new)
+            reply["changed_args"] = changed
+        except BaseException as err:  # whatever the student's code raised, reported
+            self.restore_builtins()
+            reply = {"outcome": "raised", "error": _error(err)}
+        reply["forbidden"] = guard.calls()
+        reply["output_limit"] = self.output_overflow()
+        return reply
+
+    def serve(self) -> None:
+        from . import wire
+
+        while True:
+            try:
+                cmd = pickle.loads(wire.read_frame(self.cmd_fd, None))
+            except wire.FrameError:  # the grader closed the pipe: we are done
+                return
+            op = cmd.get("op")
+            if op == "exit":
+                return
+            handler = {"exec": self.run_exec, "lookup": self.run_lookup, "call": self.run_call}[op]
+            self.reply(dict(handler(cmd), seq=cmd.get("seq")))
+
+
+def main() -> None:
+    result_fd, memory, cpu, fsize = (int(a) for a in sys.argv[1:5])
+    _limit(resource.RLIMIT_AS, memory)
+    _limit(resource.RLIMIT_CPU, cpu)
+    _limit(resource.RLIMIT_FSIZE, fsize)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _die_with_parent()
+
+    # Commands arrive on stdin; move them to a private descriptor so input()
+    # in student code reads an empty stream instead of the grader's commands.
+    cmd_fd = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+
+    # Trusted imports, before the guards: modules the guards refuse to load
+    # later (``_posixsubprocess``, ``ctypes``) must already be in sys.modules
+    # for libraries that import them (matplotlib, scipy ...) to import at all.
+    import ctypes  # noqa: F401
+    import subprocess  # noqa: F401
+
+    import numpy  # noqa: F401
+
+    import cnncourse  # noqa: F401
+
+    from . import guard, wire
+
+    setup = pickle.loads(wire.read_frame(cmd_fd, None))
+    child = _Child(cmd_fd, result_fd, fsize)
+    # The notebook's import statements (nothing but imports of installed
+    # modules: ``-I`` keeps the scratch folder off sys.path) run before the
+    # guards, so that libraries that load C code at import time still work.
+    imports = child.run_exec({"code": setup.get("imports", ""), "filename": "<imports>"})
+    sys.path[:] = [p for p in sys.path if p]  # never import from the scratch folder
+    guarded = guard.arm(setup)
+    kernel = _confine(setup, guarded)
+    guard.install_hook(setup, guarded)
+    child.reply({"ready": True, "imports": imports, "landlock": kernel, "seq": 0})
+    child.serve()
+    os._exit(0)  # skip interpreter teardown: student objects' __del__ may hang or crash

@@ -1,0 +1,216 @@
+"""Framed messages between the grader and its sandboxed child, and a pickle-free value codec.
+
+Frames are an 8-byte big-endian length followed by the payload.  Commands
+from the grader to the child are pickled (the child trusts the grader);
+replies from the child are JSON, and values in them are encoded by
+:func:`encode` and rebuilt by :func:`decode`, which only ever creates plain
+Python numbers, strings, lists, tuples, dicts and numeric NumPy arrays whose
+size is checked against the bytes received.  Nothing a child sends can make
+the grader run code, allocate more than the frame holds, or see an object
+with behaviour of its own.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import select
+import struct
+import time
+
+import numpy as np
+
+__all__ = ["MAX_FRAME", "FrameError", "FrameTimeout", "write_frame", "read_frame", "encode", "decode", "dumps", "loads"]
+
+MAX_FRAME = 64 * 2**20  # bytes: a reply larger than this is refused
+_MAX_DEPTH = 16
+_MAX_ITEMS = 100_000
+_BIG_LIST = 64  # lists of plain numbers longer than this travel as one array
+_HEADER = struct.Struct(">Q")
+_DTYPE = re.compile(r"^[<>|=]?[biufc][1-9][0-9]?$")
+_IDENT = re.compile(r"[^A-Za-z0-9_]")
+
+
+class FrameError(Exception):
+    """The other side sent something that is not a valid frame (or closed the pipe)."""
+
+
+class FrameTimeout(FrameError):
+    """No complete frame arrived before the deadline."""
+
+
+def write_frame(fd: int, payload: bytes, deadline: float | None = None) -> None:
+    """Write one frame; raises OSError (EPIPE ...) when the reader is gone, FrameTimeout past the deadline."""
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    while view:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([], [fd], [], left)[1]:
+                raise FrameTimeout("the other side stopped reading")
+        written = os.write(fd, view[: 1 << 16])
+        view = view[written:]
+
+
+def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
+    chunks, got = [], 0
+    while got < n:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise FrameTimeout(f"no reply within the time limit ({got} of {n} bytes read)")
+        chunk = os.read(fd, min(n - got, 1 << 20))
+        if not chunk:
+            raise FrameError("end of stream" if got == 0 else f"stream ended after {got} of {n} bytes")
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(fd: int, deadline: float | None = None, *, limit: int = MAX_FRAME) -> bytes:
+    """Read one frame, waiting until ``deadline`` (``time.monotonic()`` seconds; None: forever)."""
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+    if size > limit:
+        raise FrameError(f"reply of {size} bytes exceeds the {limit // 2**20} MB limit")
+    return _read_exact(fd, size, deadline)
+
+
+def dumps(message: dict) -> bytes:
+    return json.dumps(message, allow_nan=False, separators=(",", ":")).encode()
+
+
+def loads(payload: bytes) -> dict:
+    try:
+        message = json.loads(payload)
+    except (ValueError, RecursionError) as err:
+        raise FrameError(f"reply is not valid JSON ({err})") from None
+    if not isinstance(message, dict):
+        raise FrameError("reply is not a JSON object")
+    return message
+
+
+# ---- values -------------------------------------------------------------------------------
+
+def _encode_array(arr) -> dict:
+    arr = np.asarray(arr, order="C")  # (ascontiguousarray would turn a 0-d array into 1-d)
+    return {"t": "ndarray", "dtype": arr.dtype.str, "shape": list(arr.shape),
+            "data": base64.b64encode(arr.tobytes()).decode("ascii")}
+
+
+def _opaque(value) -> dict:
+    return {"t": "opaque", "type": str(type(value).__name__)[:80]}
+
+
+def encode(value, _depth: int = 0):
+    """Turn a returned value into JSON-able data (run in the child, on student values)."""
+    if _depth > _MAX_DEPTH:
+        return _opaque(value)
+    if value is None:
+        return {"t": "none"}
+    if isinstance(value, bool):
+        return {"t": "bool", "v": bool(value)}
+    if isinstance(value, int):
+        return {"t": "int", "v": str(int(value))}
+    if isinstance(value, float):
+        return {"t": "float", "v": repr(float(value))}
+    if isinstance(value, complex):
+        return {"t": "complex", "re": repr(value.real), "im": repr(value.imag)}
+    if isinstance(value, str):
+        return {"t": "str", "v": str(value)[:10_000]}
+    on_gpu = hasattr(value, "__cuda_array_interface__")
+    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__") or on_gpu:
+        try:
+            arr = np.asarray(value.get() if on_gpu else value)
+        except Exception:
+            return _opaque(value)
+        if arr.dtype.kind not in "biufc":
+            return _opaque(value)
+        out = _encode_array(arr)
+        if isinstance(value, np.generic):
+            out["t"] = "npscalar"
+        return out
+    if isinstance(value, (list, tuple)):
+        kind = "tuple" if isinstance(value, tuple) else "list"
+        items = list(value)[:_MAX_ITEMS]
+        if len(items) > _BIG_LIST and all(type(v) in (int, float) for v in items):
+            try:
+                arr = np.asarray(items)
+                if arr.dtype.kind in "if":
+                    return {"t": kind + "-array", "a": _encode_array(arr)}
+            except (OverflowError, ValueError):
+                pass
+        return {"t": kind, "items": [encode(v, _depth + 1) for v in items]}
+    if isinstance(value, dict):
+        items = list(value.items())[:_MAX_ITEMS]
+        return {"t": "dict", "items": [[str(k)[:200], encode(v, _depth + 1)] for k, v in items]}
+    return _opaque(value)
+
+
+def _decode_array(spec: dict):
+    dtype_str, shape, data = spec.get("dtype"), spec.get("shape"), spec.get("data")
+    if not (isinstance(dtype_str, str) and _DTYPE.match(dtype_str) and isinstance(shape, list)
+            and isinstance(data, str)):
+        raise FrameError("malformed array")
+    if len(shape) > 32 or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape):
+        raise FrameError("malformed array shape")
+    dtype = np.dtype(dtype_str)
+    raw = base64.b64decode(data.encode("ascii"), validate=True)
+    count = int(np.prod(shape, dtype=object))
+    if count * dtype.itemsize != len(raw):
+        raise FrameError(f"array of shape {tuple(shape)} and dtype {dtype} does not match its {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+
+
+def _placeholder(type_name: str):
+    """An inert stand-in for a value that cannot travel: only its type name survives.
+
+    The checks report such a value as "expected a numeric array, got <type name>",
+    exactly as they would for the real object.
+    """
+    name = _IDENT.sub("_", type_name)[:80] or "object"
+    if name[0].isdigit():
+        name = "_" + name
+    cls = type(name, (), {"__repr__": lambda self: f"<{name} object>"})
+    return cls()
+
+
+def decode(spec, _depth: int = 0):
+    """Rebuild a value encoded by :func:`encode` (run in the grader, on untrusted data)."""
+    if _depth > _MAX_DEPTH + 1 or not isinstance(spec, dict):
+        raise FrameError("malformed value")
+    t = spec.get("t")
+    try:
+        if t == "none":
+            return None
+        if t == "bool":
+            return bool(spec["v"])
+        if t == "int":
+            text = str(spec["v"])
+            if len(text) > 5000:
+                raise FrameError("integer too long")
+            return int(text)
+        if t == "float":
+            return float(str(spec["v"]))
+        if t == "complex":
+            return complex(float(str(spec["re"])), float(str(spec["im"])))
+        if t == "str":
+            return str(spec["v"])[:10_000]
+        if t == "ndarray":
+            return _decode_array(spec)
+        if t == "npscalar":
+            return _decode_array(spec)[()]
+        if t in ("list-array", "tuple-array"):
+            items = _decode_array(spec["a"]).tolist()
+            return tuple(items) if t == "tuple-array" else items
+        if t in ("list", "tuple"):
+            items = [decode(item, _depth + 1) for item in spec["items"][:_MAX_ITEMS]]
+            return tuple(items) if t == "tuple" else items
+        if t == "dict":
+            return {str(k): decode(v, _depth + 1) for k, v in spec["items"][:_MAX_ITEMS]}
+        if t == "opaque":
+            return _placeholder(str(spec.get("type", "object")))
+    except FrameError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as err:
+        raise FrameError(f"malformed value ({type(err).__name__}: {err})") from None
+    raise FrameError(f"unknown value type {t!r}")
