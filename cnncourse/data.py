@@ -1,14 +1,23 @@
 """Offline data sets for the course: nothing is ever downloaded.
 
 * :func:`make_signal_classes`: the 3-class 1D signal problem of notebook 02.
+* :func:`load_digits`: the 8x8 handwritten digits shipped with scikit-learn
+  (1,797 images), split into train/validation/test (notebook 08 onwards).
+* :func:`batches`: mini-batches of an ``(X, y)`` pair, shuffled per epoch.
+* :func:`load_image`: a test image bundled with scikit-image (``camera``,
+  ``astronaut``, ``coins`` ...), gray or RGB, in ``[0, 1]``.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
+from .backend import get_array_module
 from .filters import gaussian
 
-__all__ = ["make_signal_classes", "SIGNAL_CLASS_NAMES"]
+__all__ = ["make_signal_classes", "SIGNAL_CLASS_NAMES", "Digits", "load_digits", "batches", "IMAGE_NAMES", "load_image"]
 
 SIGNAL_CLASS_NAMES = ("smooth", "small", "spiky")
 
@@ -50,3 +59,152 @@ def make_signal_classes(n_per_class: int = 100, length: int = 64, *, seed: int =
     X, y = X[order], y[order]
     n_test = int(round(test_fraction * len(y)))
     return X[n_test:], y[n_test:], X[:n_test], y[:n_test]
+
+
+# ---------------------------------------------------------------------------- digits
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The digits split: images ``X_*`` of shape ``(N, 1, 8, 8)`` (float32 in [0, 1]), labels ``y_*`` (int64)."""
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return 10
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{part}={len(getattr(self, 'y_' + part))}" for part in ("train", "val", "test"))
+        return f"Digits({sizes}, image shape {tuple(self.X_train.shape[1:])})"
+
+
+def _stratified_split(y, fraction: float, rng):
+    """Indices (rest, part): ``fraction`` of every class, rounded, goes to ``part``."""
+    part, rest = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(fraction * len(idx)))
+        part.append(idx[:k])
+        rest.append(idx[k:])
+    return np.sort(np.concatenate(rest)), np.sort(np.concatenate(part))
+
+
+def load_digits(*, seed: int = 0, val_fraction: float = 0.15, test_fraction: float = 0.2) -> Digits:
+    """The 8x8 handwritten digits of scikit-learn (1,797 images, 10 classes), split three ways.
+
+    The pixel values 0..16 are divided by 16, so images lie in ``[0, 1]``.
+    The split is stratified (every class keeps its share in each part) and
+    fixed by ``seed``: ``test_fraction`` of each class goes to the test set,
+    ``val_fraction`` (of the whole) to the validation set, the rest to training.
+    Within each part the order is shuffled (seeded).
+
+    Returns:
+        :class:`Digits` with ``X_*`` float32 of shape ``(N, 1, 8, 8)`` and ``y_*`` int64 of shape ``(N,)``.
+    """
+    from sklearn.datasets import load_digits as _sk_load_digits  # noqa: PLC0415  (ships its data offline)
+
+    if not (0 <= val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"need 0 <= val_fraction, 0 < test_fraction and their sum < 1, got {val_fraction}, {test_fraction}")
+    raw = _sk_load_digits()
+    X = (raw.images.astype(np.float32) / np.float32(16.0))[:, None, :, :]
+    y = raw.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    rest, test = _stratified_split(y, test_fraction, rng)
+    train, val = _stratified_split(y[rest], val_fraction / (1 - test_fraction), rng)
+    train, val = rest[train], rest[val]
+    parts = []
+    for idx in (train, val, test):
+        idx = rng.permutation(idx)
+        parts += [np.ascontiguousarray(X[idx]), y[idx]]
+    return Digits(*parts)
+
+
+def batches(X, y, batch_size: int, *, shuffle: bool = True, seed=None):
+    """Mini-batches ``(Xb, yb)`` covering every sample exactly once (the last batch may be smaller).
+
+    Args:
+        X: inputs, shape ``(N, ...)`` (NumPy or CuPy).
+        y: labels, shape ``(N,)``.
+        batch_size: samples per batch.
+        shuffle: visit the samples in a random order (drawn from ``seed``,
+            an int or a ``np.random.Generator``); otherwise in order.
+
+    Yields:
+        ``(X[idx], y[idx])`` on the device of ``X``.
+    """
+    n = len(X)
+    if len(y) != n:
+        raise ValueError(f"X and y must have the same length, got {n} and {len(y)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not shuffle:
+        for start in range(0, n, batch_size):
+            yield X[start : start + batch_size], y[start : start + batch_size]
+        return
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    xp = get_array_module(X)
+    order = xp.asarray(rng.permutation(n))
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield X[idx], y[idx]
+
+
+# ---------------------------------------------------------------------------- test images
+
+#: Images that scikit-image ships inside its wheel (no download), and whether each is colour.
+IMAGE_NAMES = (
+    "astronaut", "brick", "camera", "cat", "cell", "checkerboard", "chelsea", "clock", "coffee", "coins",
+    "colorwheel", "grass", "gravel", "horse", "hubble_deep_field", "immunohistochemistry", "microaneurysms",
+    "moon", "page", "retina", "rocket", "shepp_logan_phantom", "text",
+)
+
+
+def load_image(name: str = "camera", *, size=None, gray: bool = True, dtype=np.float64):
+    """A test image bundled with scikit-image, as floats in ``[0, 1]``.
+
+    Args:
+        name: one of :data:`IMAGE_NAMES` (``"camera"``, ``"astronaut"``,
+            ``"coins"``, ``"chelsea"`` ...), all shipped inside scikit-image.
+        size: None (full size); an int, the length of the longer side after
+            downscaling (aspect ratio kept); or ``(H, W)``.  Resizing uses
+            ``skimage.transform.resize`` with anti-aliasing.
+        gray: True gives ``(H, W)`` (colour images converted with
+            ``skimage.color.rgb2gray``); False gives ``(H, W, 3)`` (gray
+            images repeated on three channels).
+        dtype: float dtype of the result.
+
+    Raises:
+        ValueError: an unknown name (the message lists the allowed ones) or a bad size.
+    """
+    if name not in IMAGE_NAMES:
+        raise ValueError(f"unknown image {name!r}; scikit-image ships: {', '.join(IMAGE_NAMES)}")
+    import skimage.data  # noqa: PLC0415
+    from skimage.color import rgb2gray  # noqa: PLC0415
+    from skimage.util import img_as_float  # noqa: PLC0415
+
+    img = img_as_float(getattr(skimage.data, name)())
+    if img.ndim == 3 and gray:
+        img = rgb2gray(img)
+    elif img.ndim == 2 and not gray:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    if size is not None:
+        from skimage.transform import resize  # noqa: PLC0415
+
+        H, W = img.shape[:2]
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            if size < 1:
+                raise ValueError(f"size must be >= 1, got {size}")
+            scale = size / max(H, W)
+            shape = (max(1, round(H * scale)), max(1, round(W * scale)))
+        elif isinstance(size, (tuple, list)) and len(size) == 2 and min(size) >= 1:
+            shape = (int(size[0]), int(size[1]))
+        else:
+            raise ValueError(f"size must be None, an int or a pair (H, W) of ints >= 1, got {size!r}")
+        img = resize(img, shape + img.shape[2:], anti_aliasing=math.prod(shape) < H * W, preserve_range=True)
+    return np.clip(img, 0.0, 1.0).astype(dtype)

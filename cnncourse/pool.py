@@ -38,6 +38,8 @@ __all__ = [
     "avg_pool_backward",
     "global_avg_pool_forward",
     "global_avg_pool_backward",
+    "adaptive_avg_pool_forward",
+    "adaptive_avg_pool_backward",
 ]
 
 
@@ -323,3 +325,52 @@ def global_avg_pool_backward(dout, cache):
     xp = get_array_module(dout)
     share = dout.astype(dtype, copy=False) * dtype.type(1.0 / (x_shape[2] * x_shape[3]))
     return xp.broadcast_to(share[:, :, None, None], x_shape).copy()
+
+
+def _adaptive_edges(n: int, bins: int):
+    """PyTorch's bin edges: bin i spans ``floor(i n / bins)`` up to ``ceil((i + 1) n / bins)`` (exclusive)."""
+    i = np.arange(bins)
+    return (i * n) // bins, -(-((i + 1) * n) // bins)
+
+
+def adaptive_avg_pool_forward(x, out_hw):
+    """Average pooling onto a fixed ``(OH, OW)`` grid, whatever the input size.
+
+    Bins follow ``torch.nn.functional.adaptive_avg_pool2d``: when OH does not
+    divide H the windows have unequal sizes and neighbours may share a row.
+    ``out_hw=(1, 1)`` is global average pooling.  Each window's sum comes from
+    an integral image (cumulative sums), so there is no loop over windows.
+
+    Args:
+        x: ``(N, C, H, W)``.
+        out_hw: int or ``(OH, OW)`` with ``1 <= OH <= H`` and ``1 <= OW <= W``.
+
+    Returns:
+        out ``(N, C, OH, OW)`` and a cache for :func:`adaptive_avg_pool_backward`.
+    """
+    x = as_numeric_array(x, "x (N, C, H, W)", ndim=4)
+    xp = get_array_module(x)
+    x = x.astype(float_dtype(x), copy=False)
+    oh, ow = _pair(out_hw, "out_hw", minimum=1)
+    H, W = x.shape[2:]
+    if oh > H or ow > W:
+        raise ValueError(f"adaptive pooling output {(oh, ow)} is larger than the input {(H, W)}")
+    (r0, r1), (c0, c1) = _adaptive_edges(H, oh), _adaptive_edges(W, ow)
+    integral = xp.zeros(x.shape[:2] + (H + 1, W + 1), dtype=x.dtype)
+    integral[:, :, 1:, 1:] = x.cumsum(axis=2).cumsum(axis=3)
+    R0, R1, C0, C1 = (xp.asarray(a) for a in (r0[:, None], r1[:, None], c0[None, :], c1[None, :]))
+    sums = integral[:, :, R1, C1] - integral[:, :, R0, C1] - integral[:, :, R1, C0] + integral[:, :, R0, C0]
+    area = ((R1 - R0) * (C1 - C0)).astype(x.dtype)
+    return sums / area, (tuple(x.shape), (r0, r1, c0, c1))
+
+
+def adaptive_avg_pool_backward(dout, cache):
+    """Gradient of :func:`adaptive_avg_pool_forward`: each window spreads ``dout / area`` over its pixels."""
+    x_shape, (r0, r1, c0, c1) = cache
+    xp = get_array_module(dout)
+    dx = xp.zeros(x_shape, dtype=dout.dtype)
+    for i in range(len(r0)):  # OH * OW is small (it is the pooled grid)
+        for j in range(len(c0)):
+            area = (r1[i] - r0[i]) * (c1[j] - c0[j])
+            dx[:, :, r0[i]:r1[i], c0[j]:c1[j]] += (dout[:, :, i, j] / area)[:, :, None, None]
+    return dx

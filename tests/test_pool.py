@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 from cnncourse.backend import to_numpy
 from cnncourse.gradcheck import grad_check, rel_error
 from cnncourse.pool import (
+    adaptive_avg_pool_backward,
+    adaptive_avg_pool_forward,
     avg_pool_backward,
     avg_pool_forward,
     global_avg_pool_backward,
@@ -282,3 +284,22 @@ def test_global_pool_errors():
     _, cache = global_avg_pool_forward(np.zeros((2, 3, 4, 4)))
     with pytest.raises(ValueError, match=r"dout must have the shape .*\(2, 3\)"):
         global_avg_pool_backward(np.zeros((3, 2)), cache)
+
+
+@pytest.mark.parametrize("hw, out_hw", [((7, 10), (3, 4)), ((8, 8), (4, 4)), ((5, 6), (1, 1)), ((9, 9), (9, 9)), ((11, 13), (4, 5))])
+def test_adaptive_avg_pool_matches_torch(hw, out_hw):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(2, 3, *hw))
+    out, cache = adaptive_avg_pool_forward(x, out_hw)
+    xt = torch.tensor(x, requires_grad=True)
+    ref = torch.nn.functional.adaptive_avg_pool2d(xt, out_hw)
+    np.testing.assert_allclose(out, ref.detach().numpy(), rtol=1e-10, atol=1e-12)
+    dout = rng.normal(size=out.shape)
+    ref.backward(torch.tensor(dout))
+    np.testing.assert_allclose(adaptive_avg_pool_backward(dout, cache), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_adaptive_avg_pool_rejects_a_grid_larger_than_the_input():
+    with pytest.raises(ValueError, match="larger than the input"):
+        adaptive_avg_pool_forward(np.ones((1, 1, 3, 3)), (4, 2))

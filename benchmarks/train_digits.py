@@ -1,0 +1,195 @@
+"""Training benchmark: LeNet on the digits, and one training step in NumPy vs PyTorch.
+
+Usage::
+
+    .venv/bin/python benchmarks/train_digits.py               # both parts
+    .venv/bin/python benchmarks/train_digits.py --no-train    # only the step timings
+    .venv/bin/python benchmarks/train_digits.py --profile     # cProfile one NumPy step of each net
+
+Part (a) trains ``cc.models.lenet`` on ``cc.data.load_digits()`` with the
+seeded recipe of notebook 08 and prints the test accuracy and the seconds it
+took (targets: >= 98 % and <= 30 s on two cores).
+
+Part (b) times one training step (forward, softmax cross-entropy, backward,
+SGD with momentum) of the same network in cnncourse (NumPy) and in PyTorch
+on the CPU: same weights, same batch, float32, the same number of threads
+for NumPy's BLAS (threadpoolctl) and for PyTorch (``torch.set_num_threads``).
+Every figure is the median of ``--reps`` steps after warm-up steps; "ratio"
+is NumPy time / PyTorch time (lower is better, target <= 1.5).  Done for
+``lenet`` on 8x8 digits (batch 32, the training batch) and ``lenet28`` on
+28x28 inputs (batch 64).
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+
+import numpy as np
+
+import cnncourse as cc
+from cnncourse import nn
+
+PAUSE_S = 0.5  # lets one library's spinning worker threads go to sleep before the other runs
+
+# The recipe notebook 08 uses (kept here so the benchmark and the notebook agree).
+EPOCHS, BATCH, LR, SEED = 30, 32, 1e-3, 0
+
+
+def train_lenet() -> tuple[float, float, float]:
+    """(test accuracy, seconds of training, seconds per epoch) for the seeded recipe."""
+    data = cc.data.load_digits(seed=SEED)
+    model = cc.models.lenet(seed=SEED)
+    opt = cc.optim.Adam(model.parameters(), lr=LR)
+    start = time.perf_counter()
+    history = cc.train.fit(model, opt, data, epochs=EPOCHS, batch_size=BATCH, seed=SEED, progress=False)
+    seconds = time.perf_counter() - start
+    return cc.train.evaluate(model, data.X_test, data.y_test), seconds, seconds / history.epochs
+
+
+def _torch_twin(model: nn.Sequential, torch):
+    """The same network in torch.nn with our weights copied in (Linear weights transposed)."""
+    tnn = torch.nn
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, nn.Conv2d):
+            t = tnn.Conv2d(layer.c_in, layer.c_out, layer.k, stride=layer.stride, padding=layer.pad,
+                           dilation=layer.dilation, bias=layer.bias is not None)
+            w = layer.weight.value
+        elif isinstance(layer, nn.Linear):
+            t = tnn.Linear(layer.d_in, layer.d_out, bias=layer.bias is not None)
+            w = layer.weight.value.T
+        elif isinstance(layer, nn.ReLU):
+            layers.append(tnn.ReLU())
+            continue
+        elif isinstance(layer, nn.MaxPool2d):
+            layers.append(tnn.MaxPool2d(layer.size, layer.stride, layer.pad))
+            continue
+        elif isinstance(layer, nn.Flatten):
+            layers.append(tnn.Flatten())
+            continue
+        elif isinstance(layer, nn.Dropout):
+            layers.append(tnn.Dropout(layer.p))
+            continue
+        else:
+            raise TypeError(f"no torch twin for {layer!r}")
+        with torch.no_grad():
+            t.weight.copy_(torch.from_numpy(np.ascontiguousarray(w)))
+            if layer.bias is not None:
+                t.bias.copy_(torch.from_numpy(layer.bias.value))
+        layers.append(t)
+    return tnn.Sequential(*layers)
+
+
+def _median_ms(step, reps: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def _numpy_step(model, X, y):
+    opt = cc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        logits = model(X)
+        _, dlogits = cc.losses.softmax_cross_entropy(logits, y)
+        opt.zero_grad()
+        model.backward(dlogits)
+        opt.step()
+
+    return step
+
+
+def bench_step(name, model, batch_shape, reps, torch, threads):
+    rng = np.random.default_rng(0)
+    X = rng.random(batch_shape, dtype=np.float32)
+    y = rng.integers(0, 10, batch_shape[0])
+    twin = _torch_twin(model, torch) if torch is not None else None
+    ours = _median_ms(_numpy_step(model, X, y), reps)
+    row = {"net": name, "batch": batch_shape, "numpy_ms": ours}
+    if twin is not None:
+        time.sleep(PAUSE_S)
+        torch.set_num_threads(threads)
+        Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+        opt = torch.optim.SGD(twin.parameters(), lr=0.01, momentum=0.9)
+
+        def torch_step():
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(twin(Xt), yt).backward()
+            opt.step()
+
+        row["torch_ms"] = _median_ms(torch_step, reps)
+        row["ratio"] = ours / row["torch_ms"]
+        time.sleep(PAUSE_S)
+    return row
+
+
+def profile_step(model, batch_shape, top: int = 15) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.random(batch_shape, dtype=np.float32)
+    y = rng.integers(0, 10, batch_shape[0])
+    step = _numpy_step(model, X, y)
+    step()
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(50):
+        step()
+    prof.disable()
+    print(f"\ncProfile, 50 steps of {batch_shape}: functions by total time spent in them (tottime)")
+    pstats.Stats(prof, stream=sys.stdout).sort_stats("tottime").print_stats(top)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and PyTorch (default 2)")
+    parser.add_argument("--reps", type=int, default=30, help="timed steps per measurement (median; default 30)")
+    parser.add_argument("--no-train", action="store_true", help="skip part (a), the training run")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the NumPy steps")
+    args = parser.parse_args(argv)
+
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            print("PyTorch is not installed: NumPy timings only")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limit = threadpool_limits(limits=args.threads)
+    except ImportError:
+        limit = nullcontext()
+    print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else "")
+          + f", threads {args.threads}, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}")
+    with limit:
+        if not args.no_train:
+            acc, seconds, per_epoch = train_lenet()
+            print(f"(a) lenet on digits, {EPOCHS} epochs: test accuracy {100 * acc:.2f} %, "
+                  f"{seconds:.1f} s ({1e3 * per_epoch:.0f} ms/epoch)  [targets >= 98 %, <= 30 s]")
+        print("(b) one training step (forward, loss, backward, SGD momentum), float32, median of "
+              f"{args.reps} steps:")
+        print(f"    {'net':<8} {'batch':<16} {'numpy ms':>9} {'torch ms':>9} {'ratio':>6}")
+        for name, model, shape in (("lenet", cc.models.lenet(seed=0), (32, 1, 8, 8)),
+                                   ("lenet28", cc.models.lenet28(seed=0), (64, 1, 28, 28))):
+            row = bench_step(name, model, shape, args.reps, torch, args.threads)
+            torch_ms = f"{row['torch_ms']:9.2f}" if "torch_ms" in row else f"{'-':>9}"
+            ratio = f"{row['ratio']:6.2f}" if "ratio" in row else f"{'-':>6}"
+            print(f"    {name:<8} {str(shape):<16} {row['numpy_ms']:9.2f} {torch_ms} {ratio}")
+        if args.profile:
+            profile_step(cc.models.lenet(seed=0), (32, 1, 8, 8))
+            profile_step(cc.models.lenet28(seed=0), (64, 1, 28, 28))
+
+
+if __name__ == "__main__":
+    main()
