@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from .nn import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
 
 __all__ = ["lenet", "lenet28", "cpsc340_net", "lwls_example_net", "edinburgh_mnist_net"]
 
 
 def lenet(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, seed: int = 0, dtype=np.float32,
-          width: int = 16):
+          width: int = 16, dropout: float = 0.0):
     """A LeNet-style net sized for the 8x8 digits (two conv/pool stages, two dense layers).
 
     ``conv 3x3 (width) -> ReLU -> maxpool 2 -> conv 3x3 (2*width) -> ReLU ->
@@ -37,6 +37,7 @@ def lenet(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, s
         seed: seeds the initial weights.
         dtype: parameter dtype.
         width: filters of the first conv layer (the second has twice as many).
+        dropout: drop probability of a Dropout layer after the hidden dense layer (0: no layer).
     """
     if image_size < 4 or image_size % 4:
         raise ValueError(f"image_size must be a multiple of 4 (two 2x2 poolings), got {image_size}")
@@ -47,6 +48,7 @@ def lenet(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, s
         Conv2d(width, 2 * width, 3, pad=1, rng=rng, dtype=dtype), ReLU(), MaxPool2d(2),
         Flatten(),
         Linear(2 * width * side * side, 64, rng=rng, dtype=dtype), ReLU(),
+        *([Dropout(dropout, rng=rng)] if dropout > 0 else []),
         Linear(64, num_classes, rng=rng, dtype=dtype),
     )
 
