@@ -14,3 +14,4 @@ from .ch05_fast_convolution import check_conv1d_thread, check_im2col_exercise  #
 from .ch06_pooling import check_avg_pool_exercise, check_max_pool_exercise  # noqa: F401
 from .ch07_backprop import check_conv1d_backward, check_conv2d_backward, check_gradient_check, check_max_pool_backward_exercise  # noqa: F401
 from .ch10_resnets import check_residual_block_backward_exercise, check_residual_block_forward_exercise  # noqa: F401
+from .ch08_training import check_adam_step, check_softmax_cross_entropy_exercise  # noqa: F401
