@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-.PHONY: lab test test-fast course bench-grade constraints clean
+.PHONY: lab test test-fast test-browser course bench-grade constraints clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(NBVAL_FLAGS) notebooks
 	$(BIN)/cnncourse validate
+
+## JupyterLab in a real (headless) Chromium: every notebook, every widget, one exercise round trip
+test-browser: $(DEV_STAMP)
+	bash tests/e2e/install_browser.sh
+	CNNCOURSE_E2E=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 
 ## package tests only (no notebooks)
 test-fast: $(DEV_STAMP)
