@@ -205,3 +205,126 @@ def test_gradient_check_mistakes():
 
     assert "modified its input" in checks.check_gradient_check(not_restored).message
     assert checks.check_gradient_check(_raise).status == "not attempted"
+
+
+# --------------------------------------------------------------------------- 8.1
+
+
+def test_softmax_cross_entropy_check():
+    assert checks.check_softmax_cross_entropy_exercise(losses.softmax_cross_entropy).passed
+
+    def written_out(logits, y):  # an independent correct version via log-sum-exp
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        n = len(y)
+        d = np.exp(logp)
+        d[np.arange(n), y] -= 1
+        return -logp[np.arange(n), y].mean(), d / n
+
+    assert checks.check_softmax_cross_entropy_exercise(written_out).passed
+    assert checks.check_softmax_cross_entropy_exercise(_raise).status == "not attempted"
+
+
+def test_softmax_cross_entropy_mistakes():
+    def summed(logits, y):
+        loss, d = losses.softmax_cross_entropy(logits, y)
+        return loss * len(y), d * len(y)
+
+    _failed_with(checks.check_softmax_cross_entropy_exercise(summed), "not divided by N")
+
+    def grad_not_divided(logits, y):
+        loss, d = losses.softmax_cross_entropy(logits, y)
+        return loss, d * len(y)
+
+    _failed_with(checks.check_softmax_cross_entropy_exercise(grad_not_divided), "gradient is not averaged")
+
+    def no_onehot(logits, y):
+        return losses.softmax_cross_entropy(logits, y)[0], losses.softmax(logits) / len(y)
+
+    _failed_with(checks.check_softmax_cross_entropy_exercise(no_onehot), "onehot")
+
+    def no_max_subtraction(logits, y):  # two common ways to write it: both overflow for large logits
+        e = np.exp(logits)
+        p = e / e.sum(axis=1, keepdims=True)
+        d = p.copy()
+        d[np.arange(len(y)), y] -= 1
+        return -np.mean(np.log(p[np.arange(len(y)), y])), d / len(y)
+
+    def log_of_sum(logits, y):
+        lse = np.log(np.exp(logits).sum(axis=1))
+        loss = np.mean(lse - logits[np.arange(len(y)), y])
+        d = np.exp(logits - lse[:, None])
+        d[np.arange(len(y)), y] -= 1
+        return loss, d / len(y)
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for wrong in (no_max_subtraction, log_of_sum):
+            result = checks.check_softmax_cross_entropy_exercise(wrong)
+            _failed_with(result, "no max-subtraction")
+            assert "thousands" in result.message
+
+
+# --------------------------------------------------------------------------- 8.2
+
+
+def _adam_ref(w, dw, m, v, t, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    p = Parameter(w.copy())
+    p.grad[...] = dw
+    opt = optim.Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)
+    opt.t = t - 1
+    opt.state[0]["exp_avg"], opt.state[0]["exp_avg_sq"] = m.copy(), v.copy()
+    opt.step()
+    return p.value, opt.state[0]["exp_avg"], opt.state[0]["exp_avg_sq"]
+
+
+def _adam_written(w, dw, m, v, t, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, bias=True, eps_inside=False, dt=0):
+    m = beta1 * m + (1 - beta1) * dw
+    v = beta2 * v + (1 - beta2) * dw**2
+    m_hat, v_hat = (m / (1 - beta1 ** (t + dt)), v / (1 - beta2 ** (t + dt))) if bias else (m, v)
+    denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
+    return w - lr * m_hat / denom, m, v
+
+
+def test_adam_step_check():
+    assert checks.check_adam_step(_adam_ref).passed
+    assert checks.check_adam_step(_adam_written).passed
+    assert checks.check_adam_step(_raise).status == "not attempted"
+
+
+def test_adam_step_check_against_torch():
+    torch = pytest.importorskip("torch")
+
+    def torch_step(w, dw, m, v, t, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        p = torch.nn.Parameter(torch.tensor(w))
+        opt = torch.optim.Adam([p], lr=lr, betas=(beta1, beta2), eps=eps)
+        p.grad = torch.tensor(dw)
+        opt.state[p] = {"step": torch.tensor(float(t - 1)), "exp_avg": torch.tensor(m), "exp_avg_sq": torch.tensor(v)}
+        opt.step()
+        return p.detach().numpy(), opt.state[p]["exp_avg"].numpy(), opt.state[p]["exp_avg_sq"].numpy()
+
+    assert checks.check_adam_step(torch_step).passed
+
+
+@pytest.mark.parametrize("kwargs, cause", [
+    (dict(bias=False), "no bias correction"),
+    (dict(eps_inside=True), "eps inside the square root"),
+    (dict(dt=1), "t off by one"),
+    (dict(dt=-1), "t off by one"),
+])
+def test_adam_step_mistakes(kwargs, cause):
+    def wrong(*args, **kw):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return _adam_written(*args, **kw, **kwargs)
+
+    _failed_with(checks.check_adam_step(wrong), cause)
+
+
+def test_adam_step_detects_in_place_state_update():
+    def in_place(w, dw, m, v, t, *, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+        m *= beta1
+        m += (1 - beta1) * dw
+        v *= beta2
+        v += (1 - beta2) * dw**2
+        return w - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps), m, v
+
+    assert "modified its input" in checks.check_adam_step(in_place).message
