@@ -172,12 +172,13 @@ def show_filters(weights, *, ncols: int = 8, size: float = 0.8, title: str | Non
     return fig
 
 
-def show_feature_maps(model, image, *, max_maps: int = 8, size: float = 0.9):
+def show_feature_maps(model, image, *, max_maps: int = 8, size: float | None = None):
     """Activations of one image after each Conv2d / ReLU / pooling layer of a Sequential model.
 
     One row per layer, up to ``max_maps`` channels each; the model runs in
     eval mode (its mode is restored).  ``image`` has shape ``(C, H, W)`` or
-    ``(H, W)``.  Returns the figure.
+    ``(H, W)``.  ``size`` is the side of one map in inches (default: the
+    figure stays at most 3 inches tall).  Returns the figure.
     """
     import matplotlib.pyplot as plt
 
@@ -203,6 +204,7 @@ def show_feature_maps(model, image, *, max_maps: int = 8, size: float = 0.9):
     if not maps:
         raise ValueError("the model has no Conv2d, ReLU or pooling layer with 4-D output to show")
     ncols = max(m.shape[0] for _, m in maps)
+    size = size or min(0.9, 3.0 / len(maps))
     fig, axes = plt.subplots(len(maps), ncols, figsize=(size * ncols + 0.8, size * len(maps)), squeeze=False)
     for row, (name, fmap) in zip(axes, maps):
         for c, ax in enumerate(row):

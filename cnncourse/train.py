@@ -71,7 +71,7 @@ def _split(data):
 
 
 def _weight_layers(model):
-    return [(f"{name or 'model'} {type(m).__name__}", m) for name, m in model.named_modules() if isinstance(m, (Conv2d, Linear))]
+    return [(f"{name or 'model'}: {type(m).__name__}", m) for name, m in model.named_modules() if isinstance(m, (Conv2d, Linear))]
 
 
 def fit(model, optimizer, data, *, epochs: int, batch_size: int, seed, loss=softmax_cross_entropy,

@@ -133,7 +133,7 @@ def _torch_lenet(ours: nn.Sequential):
 def test_lenet_logits_and_gradients_match_torch():
     from cnncourse.losses import softmax_cross_entropy
 
-    ours = models.lenet(seed=3, dtype=np.float64, dropout=0.0)
+    ours = models.lenet(seed=3, dtype=np.float64)
     theirs = _torch_lenet(ours)
     rng = np.random.default_rng(0)
     x, y = rng.random((8, 1, 8, 8)), rng.integers(0, 10, 8)
@@ -267,8 +267,8 @@ def test_to_cpu_and_gpu():
 def test_gpu_forward_backward_matches_cpu():
     cp = cupy_or_none()
     x = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
-    cpu = models.lenet(seed=0, dropout=0.0)
-    gpu = models.lenet(seed=0, dropout=0.0).to("gpu")
+    cpu = models.lenet(seed=0)
+    gpu = models.lenet(seed=0).to("gpu")
     out = cpu(x)
     out_gpu = gpu(cp.asarray(x))
     np.testing.assert_allclose(cp.asnumpy(out_gpu), out, rtol=1e-4, atol=1e-5)

@@ -73,7 +73,7 @@ def test_fit_with_tuple_without_validation_and_progress_bar(small, capsys):
 
 def test_grad_norms_recorded(small):
     history = _fit(_small_net(), small, epochs=2, record_grad_norms=True)
-    assert list(history.grad_norms) == ["0 Conv2d", "4 Linear"]
+    assert list(history.grad_norms) == ["0: Conv2d", "4: Linear"]
     assert all(len(v) == 2 and all(n > 0 for n in v) for v in history.grad_norms.values())
 
 
