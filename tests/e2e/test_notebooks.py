@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -10,6 +11,7 @@ from e2e_lab import NOTEBOOKS, artifact
 
 NOTEBOOK_NAMES = sorted(path.name for path in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
+RUN_ALL_TIMEOUT_S = float(os.environ.get("CNNCOURSE_E2E_TIMEOUT", 600))  # generous: CI has two shared cores
 SLOW_CELL_S = 15  # a cell a student waits on without feedback
 LONG_OUTPUT_LINES = 40  # more text than fits a screen
 BIG_IMAGE_PX = (900, 650)  # natural width/height at the course's dpi (8 x 3 inches at 80 dpi = 640 x 240)
@@ -23,7 +25,11 @@ def _links(cells) -> list[str]:
 @pytest.mark.parametrize("name", NOTEBOOK_NAMES)
 def test_notebook_runs_in_jupyterlab(lab, name, findings):
     lab.open(name)
-    state = lab.run_all(timeout=300)
+    try:
+        state = lab.run_all(timeout=RUN_ALL_TIMEOUT_S)
+    except AssertionError:
+        lab.page.screenshot(path=artifact(f"notebook_{name.removesuffix('.ipynb')}_timeout.png"))
+        raise
     errors = lab.errors()
     lab.scroll_to_top()
     lab.page.screenshot(path=artifact(f"notebook_{name.removesuffix('.ipynb')}.png"))
