@@ -38,15 +38,10 @@ import numpy as np
 
 from cnncourse import conv, kernels
 from cnncourse.backend import backend_name, cupy_or_none
+from conv_cpu import SHAPES as CPU_SHAPES  # benchmarks/ is on sys.path when this script runs
 
-# (N, C, H, W, F, k, stride, pad)
-SHAPES = [
-    (64, 1, 28, 28, 6, 5, 1, 0),
-    (64, 6, 12, 12, 16, 5, 1, 0),
-    (64, 32, 14, 14, 64, 3, 1, 1),
-    (32, 64, 32, 32, 64, 3, 1, 1),
-    (32, 64, 32, 32, 128, 3, 2, 1),
-    (128, 1, 8, 8, 16, 3, 1, 1),
+# The CPU benchmark's shapes plus two wide layers where a GPU shines.
+SHAPES = CPU_SHAPES + [
     (64, 128, 16, 16, 128, 3, 1, 1),
     (64, 256, 8, 8, 256, 3, 1, 1),
 ]
