@@ -24,7 +24,7 @@ from contextlib import nullcontext
 
 import numpy as np
 
-from cnncourse import conv
+from cnncourse import conv, fastconv
 
 # (N, C, H, W, F, k, stride, pad)
 SHAPES = [
@@ -130,6 +130,30 @@ def bench_pool(reps: int, torch):
     return row
 
 
+PATHS = ("cols", "rows", "taps")
+
+
+def bench_paths(reps: int) -> None:
+    """Every CPU algorithm of conv_forward on every shape (ms), forced one at a time; * marks pick_path's choice."""
+    pick = fastconv.pick_path
+    print("\nCPU paths (fwd ms / f+b ms; * = the one conv_forward picks):")
+    print(f"{'N,C,H,W,F,k,s,p':<26}" + "".join(f"{name:>18}" for name in PATHS))
+    try:
+        for shape in SHAPES:
+            x = make_inputs(shape)[0]
+            n, c, h, w, f, k, st, p = shape
+            out_hw = (conv.conv_output_size(h, k, stride=st, pad=p), conv.conv_output_size(w, k, stride=st, pad=p))
+            chosen = pick(x, k, k, out_hw)
+            cells = []
+            for name in PATHS:
+                fastconv.pick_path = lambda *args, _name=name: _name
+                row = bench_ours(shape, reps, naive=False)
+                cells.append(f"{'*' if name == chosen else ''}{row['fwd']:.2f} / {row['fb']:.2f}")
+            print(f"{','.join(map(str, shape)):<26}" + "".join(f"{cell:>18}" for cell in cells))
+    finally:
+        fastconv.pick_path = pick
+
+
 def fmt(v, spec=".2f"):
     return "-" if v is None else format(v, spec)
 
@@ -143,6 +167,7 @@ def main(argv=None) -> None:
     parser.add_argument("--timer", choices=("wall", "cpu"), default="wall",
                         help="wall clock (default) or process CPU time; 'cpu' with --threads 1 resists a busy machine")
     parser.add_argument("--stat", choices=("median", "min"), default="median", help="statistic over the reps")
+    parser.add_argument("--paths", action="store_true", help="also time each CPU algorithm (cols, rows, taps) forced")
     args = parser.parse_args(argv)
     global TIMER, STAT
     TIMER = time.process_time if args.timer == "cpu" else time.perf_counter
@@ -190,6 +215,8 @@ def main(argv=None) -> None:
                   f"{fmt(tfb and row['fb'] / tfb):>7}")
         time.sleep(PAUSE_S)
         pool_row = bench_pool(args.reps, torch)
+        if args.paths:
+            bench_paths(args.reps)
     if pool_row is None:
         print("max pool 2x2: cnncourse.pool not available, skipped")
     else:

@@ -106,7 +106,7 @@ def _numpy_step(model, X, y):
         logits = model(X)
         _, dlogits = cc.losses.softmax_cross_entropy(logits, y)
         opt.zero_grad()
-        model.backward(dlogits)
+        model.backward_params(dlogits)  # like torch: no gradient for the data
         opt.step()
 
     return step

@@ -13,7 +13,7 @@ from .backend import HAS_CUPY, backend_name, get_array_module, to_device, to_num
 __version__ = "0.1.0"
 
 _SUBMODULES = {
-    "backend", "signal", "filters", "conv", "im2col", "pool", "activations", "linear", "dropout",
+    "backend", "signal", "filters", "conv", "fastconv", "im2col", "pool", "activations", "linear", "dropout",
     "batchnorm", "residual", "losses", "nn", "optim", "gradcheck", "models", "train", "data",
     "plotting", "widgets", "checks", "grading", "kernels", "cli", "transposed", "causal", "receptive",
 }

@@ -16,19 +16,19 @@ the same signature and the same cache, and a test proves they agree.
 """
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
 
 from ._validate import as_numeric_array, choose, float_dtype
+from . import fastconv
 from .backend import get_array_module
 from .im2col import as_pair, col2im, im2col, output_shape
 
 __all__ = [
     "conv_output_size", "correlate2d", "convolve2d", "ConvCache",
     "conv_forward", "conv_backward", "conv_forward_naive", "conv_backward_naive",
-    "MODES", "BOUNDARIES", "TAPS_MIN_CHANNELS",
+    "MODES", "BOUNDARIES",
 ]
 
 MODES = ("valid", "same", "full")
@@ -137,8 +137,10 @@ class ConvCache(NamedTuple):
         b: bias, shape ``(F,)``, or None when the layer has no bias.
         stride, pad, dilation: ``(vertical, horizontal)`` int pairs.
         cols: the im2col matrix ``(N, C*KH*KW, OH*OW)`` when the fast forward
-            used im2col (reused by the fast backward); None after the naive
-            forward or the implicit-GEMM path (the fast backward then works from ``x``).
+            used im2col (reused by the fast backward), else None.
+        rows: the channels-last patch matrix ``(N*OH*OW, KH*KW*C)`` when the
+            fast forward took the "rows" path (see :mod:`cnncourse.fastconv`), else None.
+        After the naive forward both are None and the fast backward works from ``x``.
     """
 
     x: object
@@ -148,6 +150,7 @@ class ConvCache(NamedTuple):
     pad: tuple
     dilation: tuple
     cols: object = None
+    rows: object = None
 
 
 def _check_layer(x, w, b, stride, pad, dilation):
@@ -186,11 +189,11 @@ def _check_dout(dout, cache: ConvCache):
 def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1):
     """Convolution layer, fast: the whole layer as matrix products.
 
-    Two equivalent algorithms, picked by the data: im2col + one batched matrix
-    product (GPU arrays, and inputs with few channels), or, for NumPy inputs
-    with at least ``TAPS_MIN_CHANNELS`` channels, "implicit GEMM": one matrix
-    product per kernel tap straight on the channels-last input, which skips the
-    ``KH*KW``-times larger im2col copy (see :func:`_forward_taps`).
+    im2col + one matrix product per image (GPU arrays, and inputs with few
+    channels); for NumPy inputs with more channels, one of the two faster CPU
+    layouts of :mod:`cnncourse.fastconv` (channels-last im2col, or implicit
+    GEMM, which needs no im2col copy at all).  All give the same numbers up to
+    rounding.
 
     Args:
         x: input, shape ``(N, C, H, W)``.
@@ -205,8 +208,12 @@ def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1):
     """
     xp, x, w, b, stride, pad, dilation, (oh, ow) = _check_layer(x, w, b, stride, pad, dilation)
     n, f, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
-    if _use_taps(x):
-        return _forward_taps(x, w, b, stride, pad, dilation), ConvCache(x, w, b, stride, pad, dilation, None)
+    path = "cols" if xp is not np else fastconv.pick_path(x, kh, kw, (oh, ow))
+    if path == "taps":
+        return fastconv.taps_forward(x, w, b, stride, pad, dilation), ConvCache(x, w, b, stride, pad, dilation)
+    if path == "rows":
+        out, rows = fastconv.rows_forward(x, w, b, stride, pad, dilation)
+        return out, ConvCache(x, w, b, stride, pad, dilation, rows=rows)
     cols = im2col(x, kh, kw, stride=stride, pad=pad, dilation=dilation)  # (N, C*KH*KW, OH*OW)
     out = xp.matmul(w.reshape(f, -1), cols).reshape(n, f, oh, ow)  # (F, CKK) @ (N, CKK, P): already NCHW
     if b is not None:
@@ -214,21 +221,22 @@ def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1):
     return out, ConvCache(x, w, b, stride, pad, dilation, cols)
 
 
-def conv_backward(dout, cache: ConvCache):
+def conv_backward(dout, cache: ConvCache, *, need_dx: bool = True):
     """Backward pass of the convolution layer, fast (matrix products, no loop over pixels).
 
     Args:
         dout: upstream gradient, shape ``(N, F, OH, OW)``.
         cache: from :func:`conv_forward` or :func:`conv_forward_naive`.
+        need_dx: False skips the input gradient (returned as None), e.g. for a
+            network's first layer, whose input is the data.
 
     Returns:
-        dx: ``(N, C, H, W)``; dw: ``(F, C, KH, KW)``; db: ``(F,)`` or None when the forward had no bias.
+        dx: ``(N, C, H, W)`` or None; dw: ``(F, C, KH, KW)``; db: ``(F,)`` or None when the forward had no bias.
 
     With ``cols`` the im2col matrix and ``W = w.reshape(F, -1)``:
     ``dW = sum_n dout[n] @ cols[n].T``, ``dcols = W.T @ dout`` and
-    ``dx = col2im(dcols)`` (col2im adds up overlapping patches).  Where the
-    forward used the implicit-GEMM path (``cache.cols is None`` and many
-    channels) the same products are taken per kernel tap instead.
+    ``dx = col2im(dcols)`` (col2im adds up overlapping patches).  The CPU
+    layouts of :mod:`cnncourse.fastconv` take the same products in their own order.
     """
     dout = _check_dout(dout, cache)
     xp = get_array_module(dout)
@@ -236,145 +244,23 @@ def conv_backward(dout, cache: ConvCache):
     n, f, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     hyper = dict(stride=cache.stride, pad=cache.pad, dilation=cache.dilation)
     db = None if cache.b is None else dout.sum(axis=(0, 2, 3))
-    if cache.cols is None and _use_taps(x):
-        dx, dw = _backward_taps(dout, x, w, cache.stride, cache.pad, cache.dilation)
+    path = "cols" if xp is not np else fastconv.pick_path(x, kh, kw, dout.shape[2:])
+    if cache.rows is not None or (cache.cols is None and path == "rows"):
+        rows = cache.rows if cache.rows is not None else fastconv.patch_rows(x, kh, kw, **hyper)
+        dx, dw = fastconv.rows_backward(dout, x.shape, w, rows, **hyper, need_dx=need_dx)
+        return dx, dw, db
+    if cache.cols is None and path == "taps":
+        dx, dw = fastconv.taps_backward(dout, x, w, **hyper, need_dx=need_dx)
         return dx, dw, db
     cols = cache.cols if cache.cols is not None else im2col(x, kh, kw, **hyper)
     dout3 = dout.reshape(n, f, -1)  # (N, F, P)
     # sum_n dout[n] @ cols[n].T, as N products then a sum: a single product would need a transposed copy of cols
     dw = xp.matmul(dout3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    if not need_dx:
+        return None, dw, db
     dcols = xp.matmul(w.reshape(f, -1).T, dout3)  # (N, CKK, P)
     dx = col2im(dcols, x.shape, kh, kw, **hyper)
     return dx, dw, db
-
-
-# --------------------------------------------------------------------------- implicit GEMM (CPU)
-#
-# Store the padded input channels-last and flatten it to a matrix X of rows
-# (n, y, x) and columns c.  With stride 1, output pixel (n, oy, ox) reads, for
-# kernel tap (i, j), row q + i*Wp + j of X, where q = (n*Hp + oy)*Wp + ox.  The
-# offset is the same for every output pixel, so the contribution of tap (i, j)
-# to *all* outputs is ONE matrix product of a contiguous block of X's rows
-# with w[:, :, i, j].T: the layer is KH*KW accumulated products and no im2col
-# copy.  Rows q whose window wraps past the right (or bottom) edge compute
-# outputs that do not exist; they are simply never read (a (KW-1)/Wp waste).
-# Stride s: split the padded input into s x s phases (rows r, r+s, r+2s ...);
-# a tap then reads a fixed phase at a fixed offset, a stride-1 problem again.
-
-TAPS_MIN_CHANNELS = 16  # below this the per-tap products are too thin; im2col wins
-
-
-def _use_taps(x) -> bool:
-    return get_array_module(x) is np and x.shape[1] >= TAPS_MIN_CHANNELS and x.dtype in (np.float32, np.float64)
-
-
-def _tap_plan(x_shape, kh, kw, stride, pad, dilation):
-    """Phase grid (Hs, Ws), output (OH, OW) and, per tap, (i, j, phase, row offset)."""
-    n, c, h, w = x_shape
-    (sy, sx), (py, px), (dy, dx) = stride, pad, dilation
-    oh, ow = output_shape(h, w, kh, kw, stride, pad, dilation)
-    hs, ws = -(-(h + 2 * py) // sy), -(-(w + 2 * px) // sx)
-    taps = []
-    for i in range(kh):
-        a, ry = divmod(i * dy, sy)  # padded row oy*sy + i*dy = (oy + a)*sy + ry
-        for j in range(kw):
-            b, rx = divmod(j * dx, sx)
-            taps.append((i, j, ry * sx + rx, a * ws + b))
-    return (hs, ws), (oh, ow), taps
-
-
-def _phase_slices(x_shape, stride, pad):
-    """For each phase (ry, rx): its slice of the (N, Hs, Ws) grid and of the (N, H, W) input."""
-    _, _, h, w = x_shape
-    (sy, sx), (py, px) = stride, pad
-    for ry in range(sy):
-        for rx in range(sx):
-            u0, v0 = max(0, -(-(py - ry) // sy)), max(0, -(-(px - rx) // sx))  # first cell inside the image
-            iy0, ix0 = u0 * sy + ry - py, v0 * sx + rx - px
-            if iy0 < h and ix0 < w:
-                rows, cols = len(range(iy0, h, sy)), len(range(ix0, w, sx))
-                yield ry * sx + rx, (slice(u0, u0 + rows), slice(v0, v0 + cols)), (slice(iy0, None, sy), slice(ix0, None, sx))
-
-
-def _split_phases(x, grid, stride, pad, extra_rows):
-    """(N, C, H, W) -> zero-padded channels-last phases, shape (sy*sx, N*Hs*Ws + extra_rows, C).
-
-    Row (n, u, v) of phase (ry, rx) holds padded pixel (u*sy + ry, v*sx + rx).
-    The extra zero rows at the end let every tap read a block of N*Hs*Ws rows.
-    """
-    n, c = x.shape[:2]
-    count, rows = stride[0] * stride[1], n * grid[0] * grid[1]
-    phases = np.zeros((count, rows + extra_rows, c), dtype=x.dtype)
-    grid_view = phases[:, :rows].reshape(count, n, grid[0], grid[1], c)
-    x_last = x.transpose(0, 2, 3, 1)
-    for k, (u, v), (iy, ix) in _phase_slices(x.shape, stride, pad):
-        grid_view[k, :, u, v] = x_last[:, iy, ix]
-    return phases
-
-
-@functools.lru_cache(maxsize=4)
-def _blas_gemm(dtype):
-    from scipy.linalg import blas  # noqa: PLC0415  (CPU-only; imported on first use)
-
-    return blas.get_blas_funcs("gemm", dtype=dtype)
-
-
-def _gemm(c, a, b, *, beta, trans_a=False, trans_b=False):
-    """In place ``c = op(a) @ op(b) + beta * c`` with BLAS gemm; op transposes when asked.
-
-    BLAS is column-major, so ``c``, ``a`` and ``b`` should be Fortran-ordered
-    (the transpose of a C-ordered block of rows is) or the wrapper copies them.
-    """
-    gemm = _blas_gemm(c.dtype)
-    result = gemm(1.0, a, b, beta=beta, c=c, overwrite_c=1, trans_a=int(trans_a), trans_b=int(trans_b))
-    if not np.may_share_memory(result, c):  # the wrapper had to copy: write back
-        c[...] = result
-
-
-def _forward_taps(x, w, b, stride, pad, dilation):
-    """Implicit-GEMM forward; NumPy only; ``b`` may be None.  Returns (N, F, OH, OW)."""
-    n, f, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
-    (hs, ws), (oh, ow), taps = _tap_plan(x.shape, kh, kw, stride, pad, dilation)
-    rows = n * hs * ws
-    phases = _split_phases(x, (hs, ws), stride, pad, max(t[3] for t in taps))
-    out = np.empty((rows, f), dtype=x.dtype)  # rows (n, u, v), channels last
-    for k, (i, j, phase, off) in enumerate(taps):
-        # out += X_tap @ w_tap.T with X_tap = rows off..off+rows of the tap's phase, (rows, C).
-        # Written transposed, out.T = w_tap @ X_tap.T, BLAS sees Fortran arrays and updates out in place
-        # (this orientation measured 2x faster than the other one).
-        _gemm(out.T, w[:, :, i, j], phases[phase, off : off + rows].T, beta=float(k > 0))
-    result = np.empty((n, f, oh, ow), dtype=x.dtype)
-    valid = out.reshape(n, hs, ws, f)[:, :oh, :ow].transpose(0, 3, 1, 2)
-    if b is None:
-        result[...] = valid
-    else:  # the bias rides along with the one copy to NCHW
-        np.add(valid, b[:, None, None], out=result)
-    return result
-
-
-def _backward_taps(dout, x, w, stride, pad, dilation):
-    """Implicit-GEMM backward; returns (dx, dw).  Per tap: dw_tap = X_tap.T @ G and dX_tap += G @ w_tap."""
-    n, c, f, kh, kw = x.shape[0], x.shape[1], w.shape[0], w.shape[2], w.shape[3]
-    (hs, ws), (oh, ow), taps = _tap_plan(x.shape, kh, kw, stride, pad, dilation)
-    rows = n * hs * ws
-    phases = _split_phases(x, (hs, ws), stride, pad, max(t[3] for t in taps))
-    grid = np.zeros((n, hs, ws, f), dtype=x.dtype)  # dout on the phase grid; 0 where no output exists
-    grid[:, :oh, :ow] = dout.transpose(0, 2, 3, 1)
-    g = grid.reshape(rows, f)  # G, rows (n, u, v)
-    dphases = np.zeros_like(phases)
-    dw = np.empty((f, c, kh, kw), dtype=x.dtype)
-    dw_tap = np.empty((c, f), dtype=x.dtype, order="F")
-    for i, j, phase, off in taps:
-        x_tap_t, dx_tap_t = phases[phase, off : off + rows].T, dphases[phase, off : off + rows].T
-        _gemm(dw_tap, x_tap_t, g.T, beta=0.0, trans_b=True)  # (C, rows) @ (rows, F)
-        dw[:, :, i, j] = dw_tap.T
-        _gemm(dx_tap_t, w[:, :, i, j].T, g.T, beta=1.0)  # dX_tap.T += w_tap.T @ G.T: (C, F) @ (F, rows)
-    dx = np.empty(x.shape, dtype=x.dtype)
-    dx_last = dx.transpose(0, 2, 3, 1)
-    dgrid = dphases[:, :rows].reshape(-1, n, hs, ws, c)
-    for k, (u, v), (iy, ix) in _phase_slices(x.shape, stride, pad):
-        dx_last[:, iy, ix] = dgrid[k, :, u, v]
-    return dx, dw
 
 
 def _windows(oy: int, ox: int, kh: int, kw: int, stride, dilation):

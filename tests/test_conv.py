@@ -6,7 +6,7 @@ import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnncourse import conv, filters
+from cnncourse import conv, fastconv, filters
 from cnncourse.backend import to_numpy
 
 torch = pytest.importorskip("torch")
@@ -276,31 +276,41 @@ def test_conv_backward_matches_torch_autograd(layer, seed):
 
 
 @settings(max_examples=40, deadline=None)
-@given(layers(max_n=2), st.integers(0, 2**32 - 1))
-def test_implicit_gemm_path_matches_torch(layer, seed):
-    # conv_forward takes this path only for >= TAPS_MIN_CHANNELS channels; call it directly on any geometry
+@given(layers(max_n=2), st.integers(0, 2**32 - 1), st.booleans())
+def test_cpu_fast_paths_match_torch(layer, seed, need_dx):
+    # conv_forward picks a path by the number of channels; call both fastconv paths directly on any geometry
     x_shape, w_shape, bias, hyper = layer
     rng = np.random.default_rng(seed)
     x, w, b = make(rng, x_shape, w_shape, bias)
-    stride, pad, dilation = hyper["stride"], hyper["pad"], hyper["dilation"]
-    out = conv._forward_taps(x, w, b, stride, pad, dilation)
-    dout = rng.standard_normal(out.shape)
+    stride, pad, dilation = (conv.as_pair(hyper[k], k, minimum=0) for k in ("stride", "pad", "dilation"))
+    out_taps = fastconv.taps_forward(x, w, b, stride, pad, dilation)
+    out_rows, rows = fastconv.rows_forward(x, w, b, stride, pad, dilation)
+    dout = rng.standard_normal(out_taps.shape)
     expected, dx_t, dw_t, _ = torch_conv(x, w, b, hyper, dout)
-    assert rel_error(out, expected) < 1e-9
-    dx, dw = conv._backward_taps(dout, x, w, stride, pad, dilation)
-    assert rel_error(dx, dx_t) < 1e-7
-    assert rel_error(dw, dw_t) < 1e-7
+    assert rel_error(out_taps, expected) < 1e-9 and rel_error(out_rows, expected) < 1e-9
+    for dx, dw in (fastconv.taps_backward(dout, x, w, stride, pad, dilation, need_dx=need_dx),
+                   fastconv.rows_backward(dout, x.shape, w, rows, stride, pad, dilation, need_dx=need_dx)):
+        assert rel_error(dw, dw_t) < 1e-7
+        if need_dx:
+            assert rel_error(dx, dx_t) < 1e-7
+        else:
+            assert dx is None
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("hyper", [dict(stride=1, pad=1, dilation=1), dict(stride=2, pad=(1, 0), dilation=(1, 2))])
-def test_many_channels_take_the_implicit_gemm_path(dtype, hyper):
+@pytest.mark.parametrize("channels, size, path", [
+    (1, 9, "cols"), (fastconv.ROWS_MIN_CHANNELS, 9, "rows"),
+    (fastconv.TAPS_MIN_CHANNELS, 9, "rows"), (fastconv.TAPS_MIN_CHANNELS, 48, "taps"),
+])
+def test_conv_forward_picks_each_cpu_path(dtype, hyper, channels, size, path):
     rng = np.random.default_rng(10)
-    c = conv.TAPS_MIN_CHANNELS
-    x, w, b = make(rng, (2, c, 9, 8), (5, c, 3, 3), True, dtype=dtype)
+    x, w, b = make(rng, (2, channels, size, size - 1), (5, channels, 3, 3), True, dtype=dtype)
     out, cache = conv.conv_forward(x, w, b, **hyper)
+    assert fastconv.pick_path(x, 3, 3, out.shape[2:]) == path
+    assert (cache.cols is not None, cache.rows is not None) == (path == "cols", path == "rows")
     out_naive, cache_naive = conv.conv_forward_naive(x, w, b, **hyper)
-    assert cache.cols is None and out.dtype == dtype
+    assert out.dtype == dtype
     tol = 1e-5 if dtype == np.float32 else 1e-12
     dout = rng.standard_normal(out.shape).astype(dtype)
     _, dx_t, dw_t, db_t = torch_conv(x, w, b, hyper, dout)
@@ -310,6 +320,8 @@ def test_many_channels_take_the_implicit_gemm_path(dtype, hyper):
             dx, dw, db = backward(dout, c_)
             assert dx.dtype == dw.dtype == db.dtype == dtype
             assert rel_error(dx, dx_t) < tol and rel_error(dw, dw_t) < tol and rel_error(db, db_t) < tol
+    dx, dw, db = conv.conv_backward(dout, cache, need_dx=False)
+    assert dx is None and rel_error(dw, dw_t) < tol and rel_error(db, db_t) < tol
 
 
 @pytest.mark.parametrize("hyper", [

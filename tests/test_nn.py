@@ -156,6 +156,29 @@ def test_lenet_logits_and_gradients_match_torch():
         assert rel_error(p.grad, g) < 1e-7, name
 
 
+@pytest.mark.parametrize("make", [models.lenet, models.lenet28])
+def test_backward_params_gives_the_same_gradients_without_the_input_gradient(make, monkeypatch):
+    from cnncourse import conv
+    from cnncourse.losses import softmax_cross_entropy
+
+    net = make(seed=1, dtype=np.float64)
+    side = 8 if make is models.lenet else 28
+    rng = np.random.default_rng(2)
+    x, y = rng.random((4, 1, side, side)), rng.integers(0, 10, 4)
+    _, dlogits = softmax_cross_entropy(net(x), y)
+    net.zero_grad()
+    net.backward(dlogits)
+    full = [p.grad.copy() for p in net.parameters()]
+    calls = []
+    real = conv.conv_backward
+    monkeypatch.setattr(conv, "conv_backward", lambda *a, **k: calls.append(k.get("need_dx", True)) or real(*a, **k))
+    net.zero_grad()
+    assert net.backward_params(dlogits) is None
+    assert calls == [True, False]  # the second conv still passes its gradient on; the first skips dx
+    for g, p in zip(full, net.parameters()):
+        assert rel_error(p.grad, g) < 1e-12
+
+
 def test_lenet_float32_by_default():
     net = models.lenet()
     assert all(p.dtype == np.float32 for p in net.parameters())
