@@ -17,6 +17,11 @@ initialisation) and of ``resnet((depth - 1) // 2)``, the residual net with
 the same number of conv layers, on one batch of 256 training images, and
 prints the ratio last conv layer / first conv layer (and classifier / first
 conv layer).  Targets at the default depth 9: plain >= 100, residual <= 10.
+
+Part (c), only where CuPy sees a GPU: seconds for one training epoch of
+``small_resnet`` on the CPU and on the GPU (model moved with ``.to("gpu")``,
+data with ``cc.to_device``), after one warm-up epoch each (which compiles the
+kernels); target GPU >= 10x faster.
 """
 from __future__ import annotations
 
@@ -63,6 +68,23 @@ def gradient_ratios(depth: int, seed: int = SEED, batch: int = 256) -> dict:
     return out
 
 
+def epoch_seconds(device: str, seed: int = SEED, warmup: int = 1) -> float:
+    """Seconds for one training epoch of small_resnet on ``device`` ("cpu" or "gpu"), after ``warmup`` epochs."""
+    data = cc.data.load_digits(seed=seed)
+    X, y = cc.to_device(data.X_train, device), cc.to_device(data.y_train, device)
+    r = cc.models.SMALL_RESNET_RECIPE
+    model = cc.models.small_resnet(seed=seed).to(device)
+    opt = cc.optim.SGD(model.parameters(), lr=r["lr"], momentum=r["momentum"], weight_decay=r["weight_decay"])
+    cc.train.fit(model, opt, (X, y), epochs=warmup, batch_size=r["batch_size"], seed=seed, progress=False)
+    if device == "gpu":
+        cc.backend.cupy_or_none().cuda.Device().synchronize()
+    start = time.perf_counter()
+    cc.train.fit(model, opt, (X, y), epochs=1, batch_size=r["batch_size"], seed=seed + 1, progress=False)
+    if device == "gpu":
+        cc.backend.cupy_or_none().cuda.Device().synchronize()
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS (default 2)")
@@ -87,6 +109,12 @@ def main(argv=None) -> None:
         for name, (ratio, clf_ratio, norms) in gradient_ratios(args.depth).items():
             print(f"    {name:<14} {norms[0]:11.3g} {norms[-2]:11.3g} {norms[-1]:11.3g} {ratio:11.1f} {clf_ratio:10.1f}")
         print("    [targets: plain last/first >= 100, residual last/first <= 10]")
+        if cc.backend.cupy_or_none() is None:
+            print("(c) one epoch CPU vs GPU: skipped, no usable GPU")
+        else:
+            cpu, gpu = epoch_seconds("cpu"), epoch_seconds("gpu")
+            print(f"(c) one small_resnet epoch: CPU {cpu:.2f} s, GPU {gpu:.3f} s ({cc.backend.backend_name()}), "
+                  f"GPU {cpu / gpu:.1f}x faster  [target >= 10x]")
 
 
 if __name__ == "__main__":
