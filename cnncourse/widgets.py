@@ -72,6 +72,10 @@ class _FigureBase:
         return f"<{type(self).__name__}>"
 
 
+_TABLE_STYLE = ("<style>.cc-rf td, .cc-rf th {padding: 2px 10px; text-align: right}"
+                ".cc-rf tr:nth-child(even) {background: #f3f3f3}</style>")
+
+
 def _show_png(output, png: bytes, text: str) -> None:
     output.outputs = ({"output_type": "display_data", "metadata": {},
                        "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text}},)
@@ -220,7 +224,8 @@ def conv_arithmetic_explorer(n: int = 7, k: int = 3, stride: int = 1, pad: int =
     """
     import ipywidgets as W
 
-    slider = dict(continuous_update=True, style={"description_width": "70px"}, layout=W.Layout(width="250px"))
+    # 85 px fits the longest label ("output row") without cutting it
+    slider = dict(continuous_update=True, style={"description_width": "85px"}, layout=W.Layout(width="265px"))
     controls = {
         "n": W.IntSlider(value=n, min=1, max=16, description="input n", **slider),
         "k": W.IntSlider(value=k, min=1, max=7, description="kernel k", **slider),
@@ -544,7 +549,7 @@ def receptive_field_explorer(text: str | None = None):
                     f"<td><b>{r}</b></td><td>{j}</td></tr>"
                     for i, (lab, (_, k, s, d), r, j) in enumerate(
                         zip(state["labels"], state["layers"], state["rf"][1:], state["jump"][1:]), start=1))
-                table.value = ("<table><tr><th>depth</th><th>layer</th><th>k</th><th>stride</th><th>dilation</th>"
+                table.value = (_TABLE_STYLE + "<table class='cc-rf'><tr><th>depth</th><th>layer</th><th>k</th><th>stride</th><th>dilation</th>"
                                f"<th>receptive field</th><th>jump</th></tr>{cells}</table>")
             else:
                 table.value = ""

@@ -163,7 +163,7 @@ def test_receptive_field_explorer_reacts():
     assert list(box.state["rf"])[:5] == [1, 2, 4, 8, 16] and _png(box) != first
     box.controls["depth"].value = 4
     assert box.state["depth"] == 4 and "16" in box.figure.ax.get_title()
-    assert "<table>" in box.children[-1].value
+    assert "<table class='cc-rf'>" in box.children[-1].value and "padding" in box.children[-1].value
     box.controls["layers"].value = "conv3, oops"
     assert box.controls["preset"].value == "custom" and "oops" in _message(box)
     box.controls["layers"].value = "conv3, conv3, conv3"
