@@ -25,6 +25,7 @@ from contextlib import nullcontext
 import numpy as np
 
 from cnncourse import conv, fastconv
+from cnncourse import threads as cc_threads
 
 # (N, C, H, W, F, k, stride, pad)
 SHAPES = [
@@ -160,7 +161,7 @@ def fmt(v, spec=".2f"):
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and PyTorch (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS, cnncourse.threads and PyTorch (default 2)")
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions per measurement (median; default 5)")
     parser.add_argument("--no-naive", action="store_true", help="skip the naive loops")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
@@ -181,6 +182,7 @@ def main(argv=None) -> None:
             torch.set_num_threads(args.threads)
         except ImportError:
             print("PyTorch not installed: no reference column")
+    cc_threads.set_threads(args.threads)  # our copies and adds get the same thread count as BLAS and torch
     try:
         from threadpoolctl import threadpool_limits
 

@@ -34,6 +34,7 @@ from contextlib import nullcontext
 import numpy as np
 
 import cnncourse as cc
+from cnncourse import threads as cc_threads
 from cnncourse import nn
 
 PAUSE_S = 0.5  # lets one library's spinning worker threads go to sleep before the other runs
@@ -154,7 +155,7 @@ def profile_step(model, batch_shape, top: int = 15) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and PyTorch (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS, cnncourse.threads and PyTorch (default 2)")
     parser.add_argument("--reps", type=int, default=30, help="timed steps per measurement (median; default 30)")
     parser.add_argument("--no-train", action="store_true", help="skip part (a), the training run")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
@@ -167,6 +168,7 @@ def main(argv=None) -> None:
             import torch
         except ImportError:
             print("PyTorch is not installed: NumPy timings only")
+    cc_threads.set_threads(args.threads)  # our copies and adds get the same thread count as BLAS and torch
     try:
         from threadpoolctl import threadpool_limits
 

@@ -32,6 +32,7 @@ from contextlib import nullcontext
 import numpy as np
 
 import cnncourse as cc
+from cnncourse import threads as cc_threads
 
 SEED = 0
 
@@ -87,10 +88,11 @@ def epoch_seconds(device: str, seed: int = SEED, warmup: int = 1) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for NumPy's BLAS and cnncourse.threads (default 2)")
     parser.add_argument("--depth", type=int, default=9, help="conv layers of the nets in part (b) (odd; default 9)")
     parser.add_argument("--no-train", action="store_true", help="skip part (a), the training run")
     args = parser.parse_args(argv)
+    cc_threads.set_threads(args.threads)  # our copies and adds get the same thread count as BLAS and torch
     try:
         from threadpoolctl import threadpool_limits
 

@@ -26,6 +26,7 @@ import functools
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import threads
 from .im2col import output_shape
 
 __all__ = ["ROWS_MIN_CHANNELS", "TAPS_MIN_CHANNELS", "TAPS_MIN_PIXELS", "pick_path",
@@ -56,9 +57,11 @@ def _channels_last_padded(x, pad):
     n, c, h, w = x.shape
     py, px = pad
     if not (py or px):
-        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        out = np.empty((n, h, w, c), dtype=x.dtype)
+        threads.copyto(out, x.transpose(0, 2, 3, 1))
+        return out
     out = np.zeros((n, h + 2 * py, w + 2 * px, c), dtype=x.dtype)
-    out[:, py : py + h, px : px + w] = x.transpose(0, 2, 3, 1)
+    threads.copyto(out[:, py : py + h, px : px + w], x.transpose(0, 2, 3, 1))
     return out
 
 
@@ -72,7 +75,7 @@ def patch_rows(x, kh: int, kw: int, stride, pad, dilation):
     patches = as_strided(x_last, shape=(n, oh, ow, kh, kw, c),
                          strides=(s_n, sy * s_h, sx * s_w, dy * s_h, dx * s_w, s_c))
     rows = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    rows[...] = patches  # NumPy merges (kw, c) into one run when dilation is 1
+    threads.copyto(rows, patches)  # NumPy merges (kw, c) into one run when dilation is 1
     return rows.reshape(n * oh * ow, kh * kw * c)
 
 
@@ -92,9 +95,10 @@ def rows_forward(x, w, b, stride, pad, dilation):
     out = np.empty((n, f, oh, ow), dtype=x.dtype)
     nchw = out_last.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
     if b is None:
-        out[...] = nchw
+        threads.copyto(out, nchw)
     else:  # the bias rides along with the one copy back to NCHW
-        np.add(nchw, b[:, None, None], out=out)
+        bias = b[:, None, None]
+        threads.run_chunks(lambda i, j: np.add(nchw[i:j], bias, out=out[i:j]), n, out.size)
     return out, rows
 
 
@@ -111,7 +115,7 @@ def rows_backward(dout, x_shape, w, rows, stride, pad, dilation, *, need_dx=True
     oh, ow = dout.shape[2:]
     (sy, sx), (py, px), (dy, dx) = stride, pad, dilation
     g = np.empty((n, oh, ow, f), dtype=dout.dtype)
-    g[...] = dout.transpose(0, 2, 3, 1)
+    threads.copyto(g, dout.transpose(0, 2, 3, 1))
     g = g.reshape(-1, f)
     dw = np.ascontiguousarray((g.T @ rows).reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
     if not need_dx:
@@ -123,9 +127,10 @@ def rows_backward(dout, x_shape, w, rows, stride, pad, dilation, *, need_dx=True
         for j in range(kw):
             np.matmul(g, w_taps[i, j], out=tap_grad.reshape(-1, c))
             y0, x0 = i * dy, j * dx
-            dx_last[:, y0 : y0 + sy * (oh - 1) + 1 : sy, x0 : x0 + sx * (ow - 1) + 1 : sx] += tap_grad
+            target = dx_last[:, y0 : y0 + sy * (oh - 1) + 1 : sy, x0 : x0 + sx * (ow - 1) + 1 : sx]
+            threads.run_chunks(lambda a, b: np.add(target[a:b], tap_grad[a:b], out=target[a:b]), n, tap_grad.size)
     d_input = np.empty(x_shape, dtype=dout.dtype)
-    d_input[...] = dx_last[:, py : py + h, px : px + wd].transpose(0, 3, 1, 2)
+    threads.copyto(d_input, dx_last[:, py : py + h, px : px + wd].transpose(0, 3, 1, 2))
     return d_input, dw
 
 

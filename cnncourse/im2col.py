@@ -26,6 +26,7 @@ import importlib
 
 import numpy as np
 
+from . import threads
 from .backend import get_array_module, is_gpu_array
 
 __all__ = ["im2col", "col2im", "im2col_cpu", "col2im_cpu", "as_pair", "output_shape"]
@@ -95,7 +96,10 @@ def im2col_cpu(x, kh: int, kw: int, *, stride=(1, 1), pad=(0, 0), dilation=(1, 1
         strides=(s_n, s_c, dy * s_h, dx * s_w, sy * s_h, sx * s_w),
     )
     cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
-    cols[...] = view  # the one copy
+    if xp is np:
+        threads.copyto(cols, view)  # the one copy, split over the cores
+    else:
+        cols[...] = view
     return cols.reshape(n, c * kh * kw, oh * ow)
 
 
@@ -124,10 +128,16 @@ def col2im_cpu(cols, x_shape, kh: int, kw: int, *, stride=(1, 1), pad=(0, 0), di
     hp, wp = h + 2 * py, w + 2 * px
     dxpad = xp.zeros((n, c, hp, wp), dtype=cols.dtype)
     taps = cols.reshape(n, c, kh, kw, oh, ow)
-    for i in range(kh):
-        for j in range(kw):
-            y0, x0 = i * dy, j * dx
-            dxpad[:, :, y0 : y0 + sy * (oh - 1) + 1 : sy, x0 : x0 + sx * (ow - 1) + 1 : sx] += taps[:, :, i, j]
+    def add_taps(a, b):  # images a..b; all taps, so each thread makes one call
+        for i in range(kh):
+            for j in range(kw):
+                y0, x0 = i * dy, j * dx
+                dxpad[a:b, :, y0 : y0 + sy * (oh - 1) + 1 : sy, x0 : x0 + sx * (ow - 1) + 1 : sx] += taps[a:b, :, i, j]
+
+    if xp is np:
+        threads.run_chunks(add_taps, n, cols.size)
+    else:
+        add_taps(0, n)
     return dxpad[:, :, py : py + h, px : px + w] if (py or px) else dxpad
 
 

@@ -1,0 +1,76 @@
+"""Run NumPy's single-threaded copies and adds on several cores.
+
+BLAS spreads a matrix product over the cores by itself, but NumPy copies,
+transposes and ``+=`` on one core.  In the CPU convolution those copies cost
+about as much as the product, so on a two-core laptop they would make half of
+the layer single-threaded.  NumPy releases the GIL inside a large copy or
+ufunc loop, so plain Python threads, each working on its own slice of the
+leading axis, do run in parallel.  Small arrays stay on the calling thread:
+handing work to another thread costs some tens of microseconds.
+
+``set_threads(n)`` chooses how many threads (default: one per available core,
+at most ``MAX_DEFAULT``); ``set_threads(1)`` turns it off.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+__all__ = ["MAX_DEFAULT", "MIN_ELEMENTS", "get_threads", "set_threads", "run_chunks", "copyto"]
+
+MAX_DEFAULT = 8
+MIN_ELEMENTS = 1 << 16  # arrays smaller than this are handled on the calling thread
+
+_state: dict = {"threads": None, "pool": None}
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def get_threads() -> int:
+    """How many threads the copies use."""
+    if _state["threads"] is None:
+        _state["threads"] = max(1, min(MAX_DEFAULT, _available_cores()))
+    return _state["threads"]
+
+
+def set_threads(n: int | None) -> None:
+    """Use ``n`` threads for copies and adds (``None``: one per available core, capped at ``MAX_DEFAULT``)."""
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise ValueError(f"threads must be a positive int or None, got {n!r}")
+    if _state["pool"] is not None:
+        _state["pool"].shutdown(wait=True)
+    _state.update(threads=n, pool=None)
+
+
+def run_chunks(fn, length: int, elements: int) -> None:
+    """Call ``fn(start, stop)`` on contiguous chunks that cover ``range(length)``, in parallel when worth it.
+
+    ``elements`` is the amount of work (array elements touched); below
+    ``MIN_ELEMENTS`` or with one thread, ``fn(0, length)`` runs here.
+    """
+    threads = min(get_threads(), length)
+    if threads < 2 or elements < MIN_ELEMENTS:
+        fn(0, length)
+        return
+    if _state["pool"] is None:
+        _state["pool"] = ThreadPoolExecutor(get_threads() - 1, thread_name_prefix="cnncourse")
+    bounds = [length * k // threads for k in range(threads + 1)]
+    futures = [_state["pool"].submit(fn, bounds[k], bounds[k + 1]) for k in range(1, threads)]
+    fn(bounds[0], bounds[1])  # the calling thread takes the first chunk
+    for future in futures:
+        future.result()  # re-raises a worker's exception here
+
+
+def copyto(dst, src) -> None:
+    """``dst[...] = src`` for arrays of the same shape, split along the leading axis."""
+    def part(a, b):
+        np.copyto(dst[a:b], src[a:b])
+
+    run_chunks(part, dst.shape[0], dst.size)
