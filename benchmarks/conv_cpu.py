@@ -23,6 +23,7 @@ import time
 from contextlib import nullcontext
 
 import numpy as np
+import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so threadpool_limits also limits it)
 
 from cnncourse import conv, fastconv
 from cnncourse import threads as cc_threads
@@ -71,15 +72,17 @@ def make_inputs(shape):
     return x, wt, b, rng.standard_normal(out.shape, dtype=np.float32)
 
 
-def bench_ours(shape, reps: int, naive: bool):
+def bench_ours(shape, reps: int, naive: bool, algorithm=None):
     s, p = shape[6], shape[7]
     x, wt, b, dout = make_inputs(shape)
 
-    def fwd_bwd():
-        _, cache = conv.conv_forward(x, wt, b, stride=s, pad=p)
-        conv.conv_backward(dout, cache)
+    def fwd():
+        return conv.conv_forward(x, wt, b, stride=s, pad=p, algorithm=algorithm)
 
-    row = {"fwd": median_ms(lambda: conv.conv_forward(x, wt, b, stride=s, pad=p), reps), "fb": median_ms(fwd_bwd, reps)}
+    def fwd_bwd():
+        conv.conv_backward(dout, fwd()[1])
+
+    row = {"fwd": median_ms(fwd, reps), "fb": median_ms(fwd_bwd, reps)}
     if naive:
         row["naive_fwd"] = median_ms(lambda: conv.conv_forward_naive(x, wt, b, stride=s, pad=p), 1)
     return row
@@ -131,28 +134,19 @@ def bench_pool(reps: int, torch):
     return row
 
 
-PATHS = ("cols", "rows", "taps")
-
-
 def bench_paths(reps: int) -> None:
     """Every CPU algorithm of conv_forward on every shape (ms), forced one at a time; * marks pick_path's choice."""
-    pick = fastconv.pick_path
-    print("\nCPU paths (fwd ms / f+b ms; * = the one conv_forward picks):")
-    print(f"{'N,C,H,W,F,k,s,p':<26}" + "".join(f"{name:>18}" for name in PATHS))
-    try:
-        for shape in SHAPES:
-            x = make_inputs(shape)[0]
-            n, c, h, w, f, k, st, p = shape
-            out_hw = (conv.conv_output_size(h, k, stride=st, pad=p), conv.conv_output_size(w, k, stride=st, pad=p))
-            chosen = pick(x, k, k, out_hw)
-            cells = []
-            for name in PATHS:
-                fastconv.pick_path = lambda *args, _name=name: _name
-                row = bench_ours(shape, reps, naive=False)
-                cells.append(f"{'*' if name == chosen else ''}{row['fwd']:.2f} / {row['fb']:.2f}")
-            print(f"{','.join(map(str, shape)):<26}" + "".join(f"{cell:>18}" for cell in cells))
-    finally:
-        fastconv.pick_path = pick
+    print("\nCPU algorithms (fwd ms / f+b ms; * = the one conv_forward picks):")
+    print(f"{'N,C,H,W,F,k,s,p':<26}" + "".join(f"{name:>18}" for name in conv.ALGORITHMS))
+    for shape in SHAPES:
+        n, c, h, w, f, k, s, p = shape
+        out_hw = (conv.conv_output_size(h, k, stride=s, pad=p), conv.conv_output_size(w, k, stride=s, pad=p))
+        chosen = fastconv.pick_path(make_inputs(shape)[0], k, k, out_hw)
+        cells = []
+        for name in conv.ALGORITHMS:
+            row = bench_ours(shape, reps, naive=False, algorithm=name)
+            cells.append(f"{'*' if name == chosen else ''}{row['fwd']:.2f} / {row['fb']:.2f}")
+        print(f"{','.join(map(str, shape)):<26}" + "".join(f"{cell:>18}" for cell in cells))
 
 
 def fmt(v, spec=".2f"):

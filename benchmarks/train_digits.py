@@ -32,6 +32,7 @@ import time
 from contextlib import nullcontext
 
 import numpy as np
+import scipy.linalg  # noqa: F401  (loads SciPy's own OpenBLAS now, so threadpool_limits also limits it)
 
 import cnncourse as cc
 from cnncourse import threads as cc_threads

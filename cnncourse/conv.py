@@ -28,7 +28,7 @@ from .im2col import as_pair, col2im, im2col, output_shape
 __all__ = [
     "conv_output_size", "correlate2d", "convolve2d", "ConvCache",
     "conv_forward", "conv_backward", "conv_forward_naive", "conv_backward_naive",
-    "MODES", "BOUNDARIES",
+    "MODES", "BOUNDARIES", "ALGORITHMS",
 ]
 
 MODES = ("valid", "same", "full")
@@ -140,7 +140,8 @@ class ConvCache(NamedTuple):
             used im2col (reused by the fast backward), else None.
         rows: the channels-last patch matrix ``(N*OH*OW, KH*KW*C)`` when the
             fast forward took the "rows" path (see :mod:`cnncourse.fastconv`), else None.
-        After the naive forward both are None and the fast backward works from ``x``.
+        taps: True when the forward took the implicit-GEMM path ("taps"); the backward does too.
+        After the naive forward cols and rows are None and the fast backward works from ``x``.
     """
 
     x: object
@@ -151,6 +152,7 @@ class ConvCache(NamedTuple):
     dilation: tuple
     cols: object = None
     rows: object = None
+    taps: bool = False
 
 
 def _check_layer(x, w, b, stride, pad, dilation):
@@ -186,7 +188,10 @@ def _check_dout(dout, cache: ConvCache):
     return dout.astype(cache.x.dtype, copy=False)
 
 
-def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1):
+ALGORITHMS = ("cols", "rows", "taps")
+
+
+def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1, algorithm=None):
     """Convolution layer, fast: the whole layer as matrix products.
 
     im2col + one matrix product per image (GPU arrays, and inputs with few
@@ -200,6 +205,8 @@ def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1):
         w: filters, shape ``(F, C, KH, KW)``; C must match the input's.
         b: bias, shape ``(F,)``, or None.
         stride, pad, dilation: int or ``(vertical, horizontal)``; ``pad`` zeros on each side.
+        algorithm: None picks the fastest (:func:`cnncourse.fastconv.pick_path`); ``"cols"``
+            (im2col), or, for NumPy arrays only, ``"rows"`` / ``"taps"`` force one, e.g. to compare them.
 
     Returns:
         out: shape ``(N, F, OH, OW)`` with ``OH = conv_output_size(H, KH, stride=sy, pad=py, dilation=dy)``;
@@ -208,9 +215,15 @@ def conv_forward(x, w, b=None, *, stride=1, pad=0, dilation=1):
     """
     xp, x, w, b, stride, pad, dilation, (oh, ow) = _check_layer(x, w, b, stride, pad, dilation)
     n, f, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
-    path = "cols" if xp is not np else fastconv.pick_path(x, kh, kw, (oh, ow))
+    if algorithm is None:
+        path = "cols" if xp is not np else fastconv.pick_path(x, kh, kw, (oh, ow))
+    else:
+        path = choose(algorithm, "algorithm", ALGORITHMS)
+        if xp is not np and path != "cols":
+            raise ValueError(f"algorithm {path!r} is CPU-only (NumPy arrays); CuPy arrays use 'cols' (im2col kernels)")
     if path == "taps":
-        return fastconv.taps_forward(x, w, b, stride, pad, dilation), ConvCache(x, w, b, stride, pad, dilation)
+        return fastconv.taps_forward(x, w, b, stride, pad, dilation), ConvCache(x, w, b, stride, pad, dilation,
+                                                                                 taps=True)
     if path == "rows":
         out, rows = fastconv.rows_forward(x, w, b, stride, pad, dilation)
         return out, ConvCache(x, w, b, stride, pad, dilation, rows=rows)
@@ -244,12 +257,19 @@ def conv_backward(dout, cache: ConvCache, *, need_dx: bool = True):
     n, f, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     hyper = dict(stride=cache.stride, pad=cache.pad, dilation=cache.dilation)
     db = None if cache.b is None else dout.sum(axis=(0, 2, 3))
-    path = "cols" if xp is not np else fastconv.pick_path(x, kh, kw, dout.shape[2:])
-    if cache.rows is not None or (cache.cols is None and path == "rows"):
+    if cache.rows is not None:
+        path = "rows"
+    elif cache.taps:
+        path = "taps"
+    elif cache.cols is not None or xp is not np:
+        path = "cols"
+    else:  # the naive forward's cache: the backward the fast forward would have used
+        path = fastconv.pick_path(x, kh, kw, dout.shape[2:])
+    if path == "rows":
         rows = cache.rows if cache.rows is not None else fastconv.patch_rows(x, kh, kw, **hyper)
         dx, dw = fastconv.rows_backward(dout, x.shape, w, rows, **hyper, need_dx=need_dx)
         return dx, dw, db
-    if cache.cols is None and path == "taps":
+    if path == "taps":
         dx, dw = fastconv.taps_backward(dout, x, w, **hyper, need_dx=need_dx)
         return dx, dw, db
     cols = cache.cols if cache.cols is not None else im2col(x, kh, kw, **hyper)

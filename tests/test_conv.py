@@ -324,6 +324,26 @@ def test_conv_forward_picks_each_cpu_path(dtype, hyper, channels, size, path):
     assert dx is None and rel_error(dw, dw_t) < tol and rel_error(db, db_t) < tol
 
 
+@pytest.mark.parametrize("algorithm", conv.ALGORITHMS)
+def test_every_algorithm_can_be_forced_and_its_backward_follows(algorithm):
+    rng = np.random.default_rng(4)
+    hyper = dict(stride=(2, 1), pad=(1, 2), dilation=(1, 2))
+    x, w, b = make(rng, (3, 5, 11, 10), (4, 5, 3, 3), True)
+    out, cache = conv.conv_forward(x, w, b, algorithm=algorithm, **hyper)
+    dout = rng.standard_normal(out.shape)
+    expected, dx_t, dw_t, db_t = torch_conv(x, w, b, hyper, dout)
+    assert rel_error(out, expected) < 1e-9
+    assert (cache.cols is not None, cache.rows is not None, cache.taps) == tuple(a == algorithm for a in conv.ALGORITHMS)
+    dx, dw, db = conv.conv_backward(dout, cache)
+    assert rel_error(dx, dx_t) < 1e-7 and rel_error(dw, dw_t) < 1e-7 and rel_error(db, db_t) < 1e-7
+
+
+def test_unknown_algorithm_is_named():
+    x, w, b = make(np.random.default_rng(0), (1, 2, 5, 5), (3, 2, 3, 3), True)
+    with pytest.raises(ValueError, match="unknown algorithm 'fft'"):
+        conv.conv_forward(x, w, b, algorithm="fft")
+
+
 @pytest.mark.parametrize("hyper", [
     dict(stride=1, pad=0, dilation=1), dict(stride=2, pad=1, dilation=1),
     dict(stride=(1, 2), pad=(2, 0), dilation=(2, 1)), dict(stride=3, pad=2, dilation=2),
