@@ -9,16 +9,19 @@ leading axis, do run in parallel.  Small arrays stay on the calling thread:
 handing work to another thread costs some tens of microseconds.
 
 ``set_threads(n)`` chooses how many threads (default: one per available core,
-at most ``MAX_DEFAULT``); ``set_threads(1)`` turns it off.
+at most ``MAX_DEFAULT``); ``set_threads(1)`` turns it off.  ``with limit(n):``
+limits these threads *and* the BLAS libraries' for a block, e.g. for a fair
+one-thread timing against another library.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MAX_DEFAULT", "MIN_ELEMENTS", "get_threads", "set_threads", "run_chunks", "copyto"]
+__all__ = ["MAX_DEFAULT", "MIN_ELEMENTS", "get_threads", "set_threads", "limit", "run_chunks", "copyto"]
 
 MAX_DEFAULT = 8
 MIN_ELEMENTS = 1 << 16  # arrays smaller than this are handled on the calling thread
@@ -47,6 +50,26 @@ def set_threads(n: int | None) -> None:
     if _state["pool"] is not None:
         _state["pool"].shutdown(wait=True)
     _state.update(threads=n, pool=None)
+
+
+@contextlib.contextmanager
+def limit(n: int):
+    """Inside the block: ``n`` threads for cnncourse's copies and for every BLAS (via threadpoolctl, if installed)."""
+    before = _state["threads"]
+    set_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415  (optional)
+    except ImportError:
+        blas = contextlib.nullcontext()
+    else:
+        import scipy.linalg  # noqa: F401, PLC0415  (load SciPy's own BLAS first, or the limit misses it)
+
+        blas = threadpool_limits(limits=n, user_api="blas")
+    try:
+        with blas:
+            yield
+    finally:
+        set_threads(before)
 
 
 def run_chunks(fn, length: int, elements: int) -> None:

@@ -72,3 +72,12 @@ def test_conv_is_bitwise_identical_with_one_and_two_threads(shape):
         threads.set_threads(before)
     for one, two in zip(*results):
         assert np.array_equal(one, two)
+
+
+def test_limit_sets_and_restores_both_thread_counts():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    before = threads.get_threads()
+    with threads.limit(1):
+        assert threads.get_threads() == 1
+        assert all(info["num_threads"] == 1 for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas")
+    assert threads.get_threads() == before
