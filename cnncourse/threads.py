@@ -16,12 +16,14 @@ one-thread timing against another library.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["MAX_DEFAULT", "MIN_ELEMENTS", "get_threads", "set_threads", "limit", "run_chunks", "copyto"]
+__all__ = ["MAX_DEFAULT", "MIN_ELEMENTS", "CHUNKS_PER_THREAD", "get_threads", "set_threads", "limit", "run_chunks", "copyto"]
 
 MAX_DEFAULT = 8
 MIN_ELEMENTS = 1 << 16  # arrays smaller than this are handled on the calling thread
@@ -72,11 +74,40 @@ def limit(n: int):
         set_threads(before)
 
 
+CHUNKS_PER_THREAD = 4  # more, smaller chunks: a thread that starts late just finds less left to do
+
+
+class _Job:
+    """Chunks of one ``run_chunks`` call, handed out one at a time to whichever thread asks first."""
+
+    def __init__(self, fn, bounds):
+        self.fn, self.bounds = fn, bounds
+        self.next = itertools.count()  # next() is atomic in CPython: no lock needed to claim a chunk
+        self.done = 0
+        self.errors: list[BaseException] = []
+        self.finished = threading.Condition()
+
+    def work(self) -> None:
+        count = len(self.bounds) - 1
+        while (k := next(self.next)) < count:
+            try:
+                self.fn(self.bounds[k], self.bounds[k + 1])
+            except BaseException as error:  # noqa: BLE001  (handed to the caller)
+                self.errors.append(error)
+            with self.finished:
+                self.done += 1
+                if self.done == count:
+                    self.finished.notify_all()
+
+
 def run_chunks(fn, length: int, elements: int) -> None:
     """Call ``fn(start, stop)`` on contiguous chunks that cover ``range(length)``, in parallel when worth it.
 
     ``elements`` is the amount of work (array elements touched); below
-    ``MIN_ELEMENTS`` or with one thread, ``fn(0, length)`` runs here.
+    ``MIN_ELEMENTS`` or with one thread, ``fn(0, length)`` runs here.  The
+    calling thread works too, and chunks go to whichever thread is free: on a
+    busy machine, where a helper thread may not get a core for milliseconds,
+    the caller simply does the work itself instead of waiting for it.
     """
     threads = min(get_threads(), length)
     if threads < 2 or elements < MIN_ELEMENTS:
@@ -84,11 +115,15 @@ def run_chunks(fn, length: int, elements: int) -> None:
         return
     if _state["pool"] is None:
         _state["pool"] = ThreadPoolExecutor(get_threads() - 1, thread_name_prefix="cnncourse")
-    bounds = [length * k // threads for k in range(threads + 1)]
-    futures = [_state["pool"].submit(fn, bounds[k], bounds[k + 1]) for k in range(1, threads)]
-    fn(bounds[0], bounds[1])  # the calling thread takes the first chunk
-    for future in futures:
-        future.result()  # re-raises a worker's exception here
+    chunks = min(length, threads * CHUNKS_PER_THREAD)
+    job = _Job(fn, [length * k // chunks for k in range(chunks + 1)])
+    for _ in range(threads - 1):
+        _state["pool"].submit(job.work)
+    job.work()
+    with job.finished:  # wait only for chunks other threads have started
+        job.finished.wait_for(lambda: job.done == chunks)
+    if job.errors:
+        raise job.errors[0]
 
 
 def copyto(dst, src) -> None:
