@@ -4,6 +4,8 @@
 * :func:`load_digits`: the 8x8 handwritten digits shipped with scikit-learn
   (1,797 images), split into train/validation/test (notebook 08 onwards).
 * :func:`batches`: mini-batches of an ``(X, y)`` pair, shuffled per epoch.
+* :func:`shift_images`, :func:`random_shifts`: translate images by whole
+  pixels (data augmentation for the digits, notebook 08).
 * :func:`load_image`: a test image bundled with scikit-image (``camera``,
   ``astronaut``, ``coins`` ...), gray or RGB, in ``[0, 1]``.
 """
@@ -17,7 +19,8 @@ import numpy as np
 from .backend import get_array_module
 from .filters import gaussian
 
-__all__ = ["make_signal_classes", "SIGNAL_CLASS_NAMES", "Digits", "load_digits", "batches", "IMAGE_NAMES", "load_image"]
+__all__ = ["make_signal_classes", "SIGNAL_CLASS_NAMES", "Digits", "load_digits", "batches", "shift_images",
+           "random_shifts", "IMAGE_NAMES", "load_image"]
 
 SIGNAL_CLASS_NAMES = ("smooth", "small", "spiky")
 
@@ -153,6 +156,88 @@ def batches(X, y, batch_size: int, *, shuffle: bool = True, seed=None):
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         yield X[idx], y[idx]
+
+
+# ---------------------------------------------------------------------------- augmentation by shifts
+
+
+def shift_images(X, dy, dx, *, fill=0.0):
+    """Translate every image by whole pixels: ``out[n, :, i, j] = X[n, :, i - dy[n], j - dx[n]]``.
+
+    Positive ``dy`` moves the content down, positive ``dx`` to the right; the
+    pixels that come in from outside the image are ``fill``.  No pixel wraps
+    around (unlike ``np.roll``).
+
+    Args:
+        X: images, shape ``(N, C, H, W)`` (NumPy or CuPy).
+        dy, dx: ints (the same shift for every image) or integer arrays of shape ``(N,)``,
+            each with ``|shift| < H`` (``dy``) or ``< W`` (``dx``).
+        fill: value of the uncovered pixels (0 is the background of the digits in ``[0, 1]``;
+            for standardised images pass the standardised background).
+
+    Returns:
+        Shifted images, shape ``(N, C, H, W)``, same dtype and device as ``X``.
+    """
+    if getattr(X, "ndim", None) != 4:
+        raise ValueError(f"X must have shape (N, C, H, W), got shape {getattr(X, 'shape', None)}")
+    xp = get_array_module(X)
+    N, C, H, W = X.shape
+    shifts = []
+    for name, s, size in (("dy", dy, H), ("dx", dx, W)):
+        s = np.broadcast_to(np.asarray(s), (N,)) if np.ndim(s) == 0 else np.asarray(s)
+        if s.shape != (N,) or (s.size and not np.issubdtype(s.dtype, np.integer)):
+            raise ValueError(f"{name} must be an int or an integer array of shape ({N},), got {s!r:.60}")
+        if s.size and int(np.abs(s).max()) >= size:
+            raise ValueError(f"{name} must satisfy |{name}| < {size}, got {int(np.abs(s).max())}")
+        shifts.append(s.astype(np.int64))
+    m = max([int(np.abs(s).max()) for s in shifts if s.size] + [0])
+    if N == 0 or m == 0:
+        return X.copy()
+    padded = xp.full((N, C, H + 2 * m, W + 2 * m), fill, dtype=X.dtype)
+    padded[:, :, m : m + H, m : m + W] = X
+    # out[n, :, i, j] = padded[n, :, m + i - dy[n], m + j - dx[n]]
+    rows = xp.asarray(m - shifts[0][:, None] + np.arange(H))  # (N, H)
+    cols = xp.asarray(m - shifts[1][:, None] + np.arange(W))  # (N, W)
+    n = xp.arange(N)[:, None, None, None]
+    c = xp.arange(C)[None, :, None, None]
+    return padded[n, c, rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_shifts(X, seed=None, *, max_shift: int = 1, p: float = 1.0, fill=0.0):
+    """Random whole-pixel translations of some of the images (data augmentation).
+
+    Each image is moved with probability ``p``, independently of the others,
+    by a shift ``(dy, dx)`` drawn uniformly from the nonzero shifts with
+    ``|dy|, |dx| <= max_shift`` (8 of them for ``max_shift=1``); the other
+    images are left as they are.  A digit moved by a pixel is still the same
+    digit, so the labels do not change.  Pass it to
+    ``cc.train.fit(..., augment=...)`` to draw fresh shifts for every batch.
+
+    Args:
+        X: images, shape ``(N, C, H, W)`` (NumPy or CuPy).
+        seed: int, ``np.random.Generator`` (used and advanced) or None.
+        max_shift: largest shift in pixels, ``1 <= max_shift < min(H, W)``.
+        p: probability that an image is moved, in ``[0, 1]``.
+        fill: value of the pixels that come in from outside (see :func:`shift_images`).
+
+    Returns:
+        Images of shape ``(N, C, H, W)``, a new array (``X`` is not modified).
+    """
+    if getattr(X, "ndim", None) != 4:
+        raise ValueError(f"X must have shape (N, C, H, W), got shape {getattr(X, 'shape', None)}")
+    largest = min(X.shape[2:])
+    if isinstance(max_shift, bool) or not isinstance(max_shift, (int, np.integer)) or not 1 <= max_shift < largest:
+        raise ValueError(f"max_shift must be an int with 1 <= max_shift < {largest}, got {max_shift!r}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    side = 2 * max_shift + 1
+    moved = rng.random(len(X)) < p
+    k = rng.integers(0, side * side - 1, size=len(X))  # index among the nonzero shifts
+    k += k >= side * side // 2                          # skip the centre, (0, 0)
+    dy = np.where(moved, k // side - max_shift, 0)
+    dx = np.where(moved, k % side - max_shift, 0)
+    return shift_images(X, dy, dx, fill=fill)
 
 
 # ---------------------------------------------------------------------------- test images

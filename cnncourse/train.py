@@ -75,7 +75,8 @@ def _weight_layers(model):
 
 
 def fit(model, optimizer, data, *, epochs: int, batch_size: int, seed, loss=softmax_cross_entropy,
-        early_stopping: int | None = None, progress: bool = True, record_grad_norms: bool = False) -> History:
+        early_stopping: int | None = None, progress: bool = True, record_grad_norms: bool = False,
+        augment=None) -> History:
     """Train ``model`` with ``optimizer`` on ``data`` by mini-batches.
 
     Args:
@@ -91,6 +92,9 @@ def fit(model, optimizer, data, *, epochs: int, batch_size: int, seed, loss=soft
             The weights of the epoch with the lowest validation loss are put back at the end.
         progress: show a tqdm progress bar (one tick per epoch; postfix loss and accuracies).
         record_grad_norms: record per-layer weight-gradient norms in ``History.grad_norms``.
+        augment: None, or ``augment(Xb, rng) -> Xb'`` applied to every training batch
+            (same shape), e.g. :func:`cnncourse.data.random_shifts`; ``rng`` is the run's
+            generator, so augmented runs stay seeded.  Validation data is never augmented.
 
     Returns:
         :class:`History`.
@@ -101,6 +105,8 @@ def fit(model, optimizer, data, *, epochs: int, batch_size: int, seed, loss=soft
         raise ValueError("early_stopping needs validation data (X_val, y_val)")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if augment is not None and not callable(augment):
+        raise ValueError(f"augment must be None or a callable augment(Xb, rng), got {augment!r}")
     rng = np.random.default_rng(seed)
     xp = get_array_module(X)
     history = History()
@@ -120,6 +126,8 @@ def fit(model, optimizer, data, *, epochs: int, batch_size: int, seed, loss=soft
             total_loss, correct, seen, steps = 0.0, 0, 0, 0
             norms = [0.0] * len(layers)
             for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=rng):
+                if augment is not None:
+                    Xb = augment(Xb, rng)
                 logits = model(Xb)
                 value, dlogits = loss(logits, yb)
                 optimizer.zero_grad()

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from cnncourse import data
+from cnncourse import data, to_numpy
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +116,92 @@ def test_unknown_image_lists_allowed_names():
         data.load_image("lena")
     message = str(err.value)
     assert "'lena'" in message and "camera" in message and "astronaut" in message and "coins" in message
+
+
+# ---------------------------------------------------------------------------- augmentation by shifts
+
+
+def test_shift_images_hand_computed(xp):
+    X = xp.asarray(np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 1, 3, 4))
+    # image 0: [[0 1 2 3] [4 5 6 7] [8 9 10 11]], moved down 1 and left 1
+    got = to_numpy(data.shift_images(X, 1, -1))
+    np.testing.assert_array_equal(got[0, 0], [[0, 0, 0, 0], [1, 2, 3, 0], [5, 6, 7, 0]])
+    # per-image shifts: image 0 right by 1, image 1 up by 2, uncovered pixels -1
+    got = data.shift_images(X, np.array([0, -2]), np.array([1, 0]), fill=-1)
+    got = to_numpy(got)
+    np.testing.assert_array_equal(got[0, 0], [[-1, 0, 1, 2], [-1, 4, 5, 6], [-1, 8, 9, 10]])
+    np.testing.assert_array_equal(got[1, 0], [[20, 21, 22, 23], [-1, -1, -1, -1], [-1, -1, -1, -1]])
+    assert got.dtype == np.float32 and got.shape == (2, 1, 3, 4)
+
+
+@pytest.mark.parametrize("dy, dx", [(0, 0), (1, 0), (0, -1), (-2, 1), (2, 2)])
+def test_shift_images_is_roll_without_wraparound(dy, dx):
+    X = np.random.default_rng(0).random((3, 2, 6, 5))
+    expected = np.roll(X, (dy, dx), axis=(2, 3))  # an independent oracle, then blank what wrapped around
+    if dy > 0:
+        expected[:, :, :dy] = 0
+    elif dy < 0:
+        expected[:, :, dy:] = 0
+    if dx > 0:
+        expected[:, :, :, :dx] = 0
+    elif dx < 0:
+        expected[:, :, :, dx:] = 0
+    got = data.shift_images(X, dy, dx)
+    np.testing.assert_array_equal(got, expected)
+    assert got is not X
+    np.testing.assert_array_equal(data.shift_images(got, -dy, -dx)[:, :, 2:4, 2:3], X[:, :, 2:4, 2:3])  # centre comes back
+
+
+def test_shift_images_bad_arguments():
+    X = np.zeros((2, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        data.shift_images(np.zeros((4, 4)), 1, 1)
+    with pytest.raises(ValueError, match=r"\|dy\| < 4"):
+        data.shift_images(X, 4, 0)
+    with pytest.raises(ValueError, match="shape"):
+        data.shift_images(X, np.array([1, 0, 1]), 0)
+    with pytest.raises(ValueError, match="integer"):
+        data.shift_images(X, 0, np.array([0.5, 1.0]))
+
+
+def _which_shift(out, X, max_shift):
+    """For each image, the (dy, dx) that turns X[n] into out[n] (a label-preserving move of its own image)."""
+    found = []
+    for n in range(len(X)):
+        hits = [(dy, dx) for dy in range(-max_shift, max_shift + 1) for dx in range(-max_shift, max_shift + 1)
+                if np.array_equal(out[n], data.shift_images(X[n : n + 1], dy, dx)[0])]
+        assert hits, f"image {n} is not a shift of its input"
+        found.append(hits[0])
+    return found
+
+
+def test_random_shifts_moves_each_image_of_its_own():
+    X = data.load_digits().X_train[:300]
+    out = data.random_shifts(X, 0, p=0.5)
+    assert out.shape == X.shape and out.dtype == X.dtype
+    shifts = _which_shift(out, X, 1)  # image n is still image n, moved: its label still holds
+    moved = np.mean([s != (0, 0) for s in shifts])
+    assert 0.4 < moved < 0.6
+    assert {s for s in shifts if s != (0, 0)} == {(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)} - {(0, 0)}
+    assert (0, 0) not in _which_shift(data.random_shifts(X[:50], 1, p=1.0), X[:50], 1)
+    np.testing.assert_array_equal(data.random_shifts(X, 0, p=0.0), X)
+    assert np.abs(_which_shift(data.random_shifts(X[:40], 2, max_shift=2), X[:40], 2)).max() == 2
+
+
+def test_random_shifts_seeded():
+    X = data.load_digits().X_train[:64]
+    np.testing.assert_array_equal(data.random_shifts(X, 3), data.random_shifts(X, 3))
+    assert not np.array_equal(data.random_shifts(X, 3), data.random_shifts(X, 4))
+    rng = np.random.default_rng(0)  # a generator is advanced: two calls, two different draws
+    assert not np.array_equal(data.random_shifts(X, rng), data.random_shifts(X, rng))
+
+
+def test_random_shifts_bad_arguments():
+    X = np.zeros((2, 1, 8, 8))
+    for bad in (0, 8, 1.0, True):
+        with pytest.raises(ValueError, match="max_shift"):
+            data.random_shifts(X, 0, max_shift=bad)
+    with pytest.raises(ValueError, match="p must"):
+        data.random_shifts(X, 0, p=1.5)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        data.random_shifts(np.zeros((2, 64)), 0)

@@ -71,6 +71,25 @@ def test_fit_with_tuple_without_validation_and_progress_bar(small, capsys):
                   progress=False, early_stopping=2)
 
 
+def test_fit_augments_training_batches_only(small):
+    seen = []
+
+    def identity(Xb, rng):  # draws nothing from rng: the run must equal one without augmentation
+        assert isinstance(rng, np.random.Generator)
+        seen.append(Xb.shape)
+        return Xb
+
+    plain = _fit(_small_net(), small, epochs=2)
+    with_identity = _fit(_small_net(), small, epochs=2, augment=identity)
+    assert with_identity.loss == plain.loss and with_identity.val_acc == plain.val_acc
+    assert len(seen) == 2 * 13 and sum(shape[0] for shape in seen) == 2 * 400  # training batches, not validation
+    shifted = _fit(_small_net(), small, epochs=2, augment=data.random_shifts)
+    assert shifted.loss != plain.loss
+    assert _fit(_small_net(), small, epochs=2, augment=data.random_shifts).loss == shifted.loss  # still seeded
+    with pytest.raises(ValueError, match="augment"):
+        _fit(_small_net(), small, epochs=1, augment="shifts")
+
+
 def test_grad_norms_recorded(small):
     history = _fit(_small_net(), small, epochs=2, record_grad_norms=True)
     assert list(history.grad_norms) == ["0: Conv2d", "4: Linear"]
@@ -123,3 +142,4 @@ def test_lenet_learns_digits_quickly():
     history = train.fit(net, optim.Adam(net.parameters(), lr=2e-3), d, epochs=3, batch_size=32, seed=0,
                         progress=False)
     assert history.loss[-1] < 0.6 and history.val_acc[-1] > 0.85
+
