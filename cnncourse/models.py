@@ -18,7 +18,7 @@ import numpy as np
 
 from .nn import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU, Sequential
 
-__all__ = ["lenet", "lenet28", "cpsc340_net", "lwls_example_net", "edinburgh_mnist_net"]
+__all__ = ["lenet", "LENET_RECIPE", "lenet28", "cpsc340_net", "lwls_example_net", "edinburgh_mnist_net"]
 
 
 def lenet(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, seed: int = 0, dtype=np.float32,
@@ -51,6 +51,18 @@ def lenet(*, num_classes: int = 10, in_channels: int = 1, image_size: int = 8, s
         *([Dropout(dropout, rng=rng)] if dropout > 0 else []),
         Linear(64, num_classes, rng=rng, dtype=dtype),
     )
+
+
+# How notebook 08 and benchmarks/train_digits.py train lenet on cc.data.load_digits(): inputs
+# standardised with the mean and standard deviation of the images trained on;
+# lenet(width=width, dropout=dropout); Adam at ``lr`` for ``epochs``, then ``fine_tune_epochs`` at
+# ``fine_tune_lr`` (fit seeds ``seed`` and ``seed + 100``); every training batch augmented by
+# cc.data.random_shifts(max_shift=max_shift, p=shift_p, fill=the standardised background 0).
+# The recipe was chosen by 5-fold cross-validation on the training + validation images (the
+# test images played no part); the final model then trains on all of them.  Seeds 0..9 give
+# 98.6 % to 98.9 % test accuracy (4 or 5 of 359 images wrong), about 11 s on one core.
+LENET_RECIPE = {"width": 64, "dropout": 0.3, "lr": 2e-3, "epochs": 30, "fine_tune_lr": 2e-4, "fine_tune_epochs": 15,
+                "batch_size": 32, "max_shift": 1, "shift_p": 0.25}
 
 
 def lenet28(*, num_classes: int = 10, in_channels: int = 1, seed: int = 0, dtype=np.float32):

@@ -143,3 +143,22 @@ def test_lenet_learns_digits_quickly():
                         progress=False)
     assert history.loss[-1] < 0.6 and history.val_acc[-1] > 0.85
 
+
+@pytest.mark.slow
+def test_lenet_recipe_reaches_98_percent():
+    """models.LENET_RECIPE, as notebook 08 and benchmarks/train_digits.py run it (seed 0): >= 98 % test accuracy."""
+    import functools
+
+    r = models.LENET_RECIPE
+    d = data.load_digits()
+    X, y = np.concatenate([d.X_train, d.X_val]), np.concatenate([d.y_train, d.y_val])
+    mean, std = X.mean(), X.std()
+    augment = functools.partial(data.random_shifts, max_shift=r["max_shift"], p=r["shift_p"], fill=float(-mean / std))
+    net = models.lenet(seed=0, width=r["width"], dropout=r["dropout"])
+    opt = optim.Adam(net.parameters(), lr=r["lr"])
+    train.fit(net, opt, ((X - mean) / std, y), epochs=r["epochs"], batch_size=r["batch_size"], seed=0, progress=False,
+              augment=augment)
+    opt.lr = r["fine_tune_lr"]
+    train.fit(net, opt, ((X - mean) / std, y), epochs=r["fine_tune_epochs"], batch_size=r["batch_size"], seed=100,
+              progress=False, augment=augment)
+    assert train.evaluate(net, (d.X_test - mean) / std, d.y_test) >= 0.98
