@@ -8,8 +8,9 @@ ufunc loop, so plain Python threads, each working on its own slice of the
 leading axis, do run in parallel.  Small arrays stay on the calling thread:
 handing work to another thread costs some tens of microseconds.
 
-``set_threads(n)`` chooses how many threads (default: one per available core,
-at most ``MAX_DEFAULT``); ``set_threads(1)`` turns it off.  ``with limit(n):``
+``set_threads(n)`` chooses how many threads (default: ``CNNCOURSE_NUM_THREADS``,
+``OMP_NUM_THREADS`` or ``OPENBLAS_NUM_THREADS`` where set, else one per available
+core, at most ``MAX_DEFAULT``); ``set_threads(1)`` turns it off.  ``with limit(n):``
 limits these threads *and* the BLAS libraries' for a block, e.g. for a fair
 one-thread timing against another library.
 """
@@ -38,10 +39,22 @@ def _available_cores() -> int:
         return os.cpu_count() or 1
 
 
+THREAD_ENV_VARS = ("CNNCOURSE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def _default_threads() -> int:
+    """The first of ``THREAD_ENV_VARS`` that is set (the user's BLAS thread count), else one per core."""
+    for name in THREAD_ENV_VARS:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return max(1, min(MAX_DEFAULT, _available_cores()))
+
+
 def get_threads() -> int:
     """How many threads the copies use."""
     if _state["threads"] is None:
-        _state["threads"] = max(1, min(MAX_DEFAULT, _available_cores()))
+        _state["threads"] = _default_threads()
     return _state["threads"]
 
 

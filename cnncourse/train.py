@@ -125,13 +125,15 @@ def fit(model, optimizer, data, *, epochs: int, batch_size: int, seed, loss=soft
             model.train()
             total_loss, correct, seen, steps = 0.0, 0, 0, 0
             norms = [0.0] * len(layers)
+            # only the parameters' gradients are needed: skip the data's (see Module.backward_params)
+            backward = getattr(model, "backward_params", model.backward)
             for Xb, yb in batches(X, y, batch_size, shuffle=True, seed=rng):
                 if augment is not None:
                     Xb = augment(Xb, rng)
                 logits = model(Xb)
                 value, dlogits = loss(logits, yb)
                 optimizer.zero_grad()
-                model.backward(dlogits)
+                backward(dlogits)
                 optimizer.step()
                 n = len(yb)
                 total_loss += float(value) * n
@@ -244,6 +246,6 @@ def gradient_norms(model, X=None, y=None, *, loss=softmax_cross_entropy) -> dict
     if X is not None:
         _, dlogits = loss(model(X), y)
         model.zero_grad()
-        model.backward(dlogits)
+        getattr(model, "backward_params", model.backward)(dlogits)
     return {name: float(get_array_module(p.grad).linalg.norm(p.grad))
             for name, p in model.named_parameters() if p.value.ndim >= 2}

@@ -96,3 +96,18 @@ def test_limit_sets_and_restores_both_thread_counts():
         assert threads.get_threads() == 1
         assert all(info["num_threads"] == 1 for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas")
     assert threads.get_threads() == before
+
+
+@pytest.mark.parametrize("env, expected", [({"OMP_NUM_THREADS": "1"}, 1), ({"CNNCOURSE_NUM_THREADS": "3", "OMP_NUM_THREADS": "1"}, 3),
+                                           ({"OPENBLAS_NUM_THREADS": "2"}, 2), ({"OMP_NUM_THREADS": "x"}, None)])
+def test_the_default_follows_the_usual_environment_variables(monkeypatch, env, expected):
+    for name in threads.THREAD_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    before = threads.get_threads()
+    threads.set_threads(None)
+    try:
+        assert threads.get_threads() == (expected or min(threads.MAX_DEFAULT, threads._available_cores()))
+    finally:
+        threads.set_threads(before)
