@@ -17,14 +17,15 @@ training, validation and test images is always the same (``load_digits(seed=0)``
 the seed drives the initial weights, the batch order and the shifts.
 
 Part (b) times one training step (forward, softmax cross-entropy, backward,
-SGD with momentum) of the same network in cnncourse (NumPy) and in PyTorch
-on the CPU: same weights, same batch, float32, the same number of threads
-for NumPy's BLAS (threadpoolctl) and for PyTorch (``torch.set_num_threads``).
+SGD with momentum) of one network in cnncourse (NumPy) and its twin in
+PyTorch on the CPU: same weights, same batch, float32, the same number of
+threads for NumPy's BLAS (threadpoolctl), ``cnncourse.threads`` and PyTorch
+(``torch.set_num_threads``); neither computes the gradient of the data.
 Every figure is the median (and the minimum, steadier on a shared machine)
 of ``--reps`` steps after warm-up steps; "ratio" is NumPy time / PyTorch
-time (lower is better, target <= 1.5).  Done for
-``lenet`` on 8x8 digits (batch 32, the training batch) and ``lenet28`` on
-28x28 inputs (batch 64).
+time (lower is better, target <= 1.5).  Done for the default
+``lenet()`` (width 16, not the width-64 net of part (a)) on 8x8 digits
+(batch 32, the training batch) and ``lenet28`` on 28x28 inputs (batch 64).
 """
 from __future__ import annotations
 
