@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "backend", "signal", "filters", "conv", "fastconv", "im2col", "pool", "activations", "linear", "dropout",
     "batchnorm", "residual", "losses", "nn", "optim", "gradcheck", "models", "train", "data",
-    "plotting", "widgets", "checks", "grading", "kernels", "cli", "gpu_benchmark", "threads", "transposed", "causal", "receptive",
+    "plotting", "widgets", "checks", "grading", "kernels", "cli", "gpu_benchmark", "threads", "layout", "transposed", "causal", "receptive",
 }
 
 

@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._validate import as_numeric_array, choose, float_dtype
-from . import fastconv
+from . import fastconv, layout
 from .backend import get_array_module
 from .im2col import as_pair, col2im, im2col, output_shape
 
@@ -268,10 +268,10 @@ def conv_backward(dout, cache: ConvCache, *, need_dx: bool = True):
     if path == "rows":
         rows = cache.rows if cache.rows is not None else fastconv.patch_rows(x, kh, kw, **hyper)
         dx, dw = fastconv.rows_backward(dout, x.shape, w, rows, **hyper, need_dx=need_dx)
-        return dx, dw, db
+        return _like_input(dx, x), dw, db
     if path == "taps":
         dx, dw = fastconv.taps_backward(dout, x, w, **hyper, need_dx=need_dx)
-        return dx, dw, db
+        return _like_input(dx, x), dw, db
     cols = cache.cols if cache.cols is not None else im2col(x, kh, kw, **hyper)
     dout3 = dout.reshape(n, f, -1)  # (N, F, P)
     # sum_n dout[n] @ cols[n].T, as N products then a sum: a single product would need a transposed copy of cols
@@ -281,6 +281,11 @@ def conv_backward(dout, cache: ConvCache, *, need_dx: bool = True):
     dcols = xp.matmul(w.reshape(f, -1).T, dout3)  # (N, CKK, P)
     dx = col2im(dcols, x.shape, kh, kw, **hyper)
     return dx, dw, db
+
+
+def _like_input(dx, x):
+    """The fast paths' channels-last ``dx`` (a view), copied to NCHW only when ``x`` was NCHW (:mod:`cnncourse.layout`)."""
+    return None if dx is None else layout.match(dx, x)
 
 
 def _windows(oy: int, ox: int, kh: int, kw: int, stride, dilation):

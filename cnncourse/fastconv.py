@@ -16,6 +16,10 @@ fast the copies around the products run:
 * **taps** (:func:`taps_forward`, ``TAPS_MIN_CHANNELS <= C`` and large
   images): no copy at all, one product per kernel tap, see below.
 
+Outputs and input gradients of rows and taps come back as ``(N, C, H, W)``
+views onto channels-last memory (see :mod:`cnncourse.layout`): the products
+produce that order, and the next layer reads it without a transpose.
+
 All functions here take validated arrays in the compute dtype and
 ``(vertical, horizontal)`` pairs; :mod:`cnncourse.conv` checks the input.
 """
@@ -28,6 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import threads
 from .im2col import output_shape
+from .layout import to_channels_last
 
 __all__ = ["ROWS_MIN_CHANNELS", "TAPS_MIN_CHANNELS", "TAPS_MIN_PIXELS", "pick_path",
            "patch_rows", "rows_forward", "rows_backward", "taps_forward", "taps_backward"]
@@ -57,9 +62,7 @@ def _channels_last_padded(x, pad):
     n, c, h, w = x.shape
     py, px = pad
     if not (py or px):
-        out = np.empty((n, h, w, c), dtype=x.dtype)
-        threads.copyto(out, x.transpose(0, 2, 3, 1))
-        return out
+        return to_channels_last(x)
     out = np.zeros((n, h + 2 * py, w + 2 * px, c), dtype=x.dtype)
     threads.copyto(out[:, py : py + h, px : px + w], x.transpose(0, 2, 3, 1))
     return out
@@ -83,7 +86,7 @@ def rows_forward(x, w, b, stride, pad, dilation):
     """Channels-last im2col forward.
 
     Returns:
-        out: ``(N, F, OH, OW)``;
+        out: ``(N, F, OH, OW)``, a view onto channels-last memory;
         rows: the :func:`patch_rows` matrix ``(N*OH*OW, KH*KW*C)``, kept for :func:`rows_backward`.
     """
     n = x.shape[0]
@@ -92,14 +95,14 @@ def rows_forward(x, w, b, stride, pad, dilation):
     rows = patch_rows(x, kh, kw, stride, pad, dilation)
     w_rows = w.transpose(0, 2, 3, 1).reshape(f, -1)  # (F, KH*KW*C), same (i, j, c) order
     out_last = rows @ w_rows.T  # (N*OH*OW, F): BLAS reads w_rows.T without a copy
-    out = np.empty((n, f, oh, ow), dtype=x.dtype)
-    nchw = out_last.reshape(n, oh, ow, f).transpose(0, 3, 1, 2)
-    if b is None:
-        threads.copyto(out, nchw)
-    else:  # the bias rides along with the one copy back to NCHW
-        bias = b[:, None, None]
-        threads.run_chunks(lambda i, j: np.add(nchw[i:j], bias, out=out[i:j]), n, out.size)
-    return out, rows
+    _add_bias(out_last, b)
+    return out_last.reshape(n, oh, ow, f).transpose(0, 3, 1, 2), rows
+
+
+def _add_bias(out_last, b) -> None:
+    """``out_last += b`` in place for a channels-last ``(..., F)`` matrix (nothing when ``b`` is None)."""
+    if b is not None:
+        threads.run_chunks(lambda i, j: np.add(out_last[i:j], b, out=out_last[i:j]), len(out_last), out_last.size)
 
 
 def rows_backward(dout, x_shape, w, rows, stride, pad, dilation, *, need_dx=True):
@@ -114,10 +117,9 @@ def rows_backward(dout, x_shape, w, rows, stride, pad, dilation, *, need_dx=True
     f, _, kh, kw = w.shape
     oh, ow = dout.shape[2:]
     (sy, sx), (py, px), (dy, dx) = stride, pad, dilation
-    g = np.empty((n, oh, ow, f), dtype=dout.dtype)
-    threads.copyto(g, dout.transpose(0, 2, 3, 1))
-    g = g.reshape(-1, f)
-    dw = np.ascontiguousarray((g.T @ rows).reshape(f, kh, kw, c).transpose(0, 3, 1, 2))
+    g = to_channels_last(dout).reshape(-1, f)  # free when dout is channels-last already
+    # dW as (rows.T @ G).T: the same sum, and this orientation measured 15-30 % faster in OpenBLAS than G.T @ rows
+    dw = np.ascontiguousarray((rows.T @ g).reshape(kh, kw, c, f).transpose(3, 2, 0, 1))
     if not need_dx:
         return None, dw
     dx_last = np.zeros((n, h + 2 * py, wd + 2 * px, c), dtype=dout.dtype)
@@ -129,9 +131,7 @@ def rows_backward(dout, x_shape, w, rows, stride, pad, dilation, *, need_dx=True
             y0, x0 = i * dy, j * dx
             target = dx_last[:, y0 : y0 + sy * (oh - 1) + 1 : sy, x0 : x0 + sx * (ow - 1) + 1 : sx]
             threads.run_chunks(lambda a, b: np.add(target[a:b], tap_grad[a:b], out=target[a:b]), n, tap_grad.size)
-    d_input = np.empty(x_shape, dtype=dout.dtype)
-    threads.copyto(d_input, dx_last[:, py : py + h, px : px + wd].transpose(0, 3, 1, 2))
-    return d_input, dw
+    return dx_last[:, py : py + h, px : px + wd].transpose(0, 3, 1, 2), dw  # channels-last view
 
 
 # --------------------------------------------------------------------------- taps: implicit GEMM
@@ -213,7 +213,7 @@ def _gemm(c, a, b, *, beta, trans_a=False, trans_b=False):
 
 
 def taps_forward(x, w, b, stride, pad, dilation):
-    """Implicit-GEMM forward; ``b`` may be None.  Returns ``(N, F, OH, OW)``."""
+    """Implicit-GEMM forward; ``b`` may be None.  Returns ``(N, F, OH, OW)``, a view onto channels-last memory."""
     n, f, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     (hs, ws), (oh, ow), taps = _tap_plan(x.shape, kh, kw, stride, pad, dilation)
     rows = n * hs * ws
@@ -224,13 +224,8 @@ def taps_forward(x, w, b, stride, pad, dilation):
         # Written transposed, out.T = w_tap @ X_tap.T, BLAS sees Fortran arrays and updates out in place
         # (this orientation measured 2x faster than the other one).
         _gemm(out.T, w[:, :, i, j], phases[phase, off : off + rows].T, beta=float(k > 0))
-    result = np.empty((n, f, oh, ow), dtype=x.dtype)
-    valid = out.reshape(n, hs, ws, f)[:, :oh, :ow].transpose(0, 3, 1, 2)
-    if b is None:
-        result[...] = valid
-    else:
-        np.add(valid, b[:, None, None], out=result)
-    return result
+    _add_bias(out, b)  # also on the grid cells that are no output: cheaper than skipping them
+    return out.reshape(n, hs, ws, f)[:, :oh, :ow].transpose(0, 3, 1, 2)
 
 
 def taps_backward(dout, x, w, stride, pad, dilation, *, need_dx=True):
@@ -252,9 +247,11 @@ def taps_backward(dout, x, w, stride, pad, dilation, *, need_dx=True):
             _gemm(dphases[phase, off : off + rows].T, w[:, :, i, j].T, g.T, beta=1.0)
     if not need_dx:
         return None, dw
-    dx = np.empty(x.shape, dtype=x.dtype)
-    dx_last = dx.transpose(0, 2, 3, 1)
     dgrid = dphases[:, :rows].reshape(-1, n, hs, ws, c)
+    if len(dgrid) == 1:  # stride 1: the one phase is the padded input; crop it (a view, no copy)
+        (_, (u, v), _), = _phase_slices(x.shape, stride, pad)
+        return dgrid[0, :, u, v].transpose(0, 3, 1, 2), dw
+    dx_last = np.empty((n, x.shape[2], x.shape[3], c), dtype=x.dtype)  # every pixel lies in exactly one phase
     for k, (u, v), (iy, ix) in _phase_slices(x.shape, stride, pad):
         dx_last[:, iy, ix] = dgrid[k, :, u, v]
-    return dx, dw
+    return dx_last.transpose(0, 3, 1, 2), dw

@@ -41,7 +41,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from . import activations, conv, dropout, linear, pool
+from . import activations, conv, dropout, layout, linear, pool
 from .backend import get_array_module, to_device
 
 __all__ = [
@@ -427,11 +427,14 @@ class Flatten(Module):
     """``(N, C, H, W) -> (N, C*H*W)``: a reshape (its backward reshapes back)."""
 
     def forward(self, x):
-        self.cache = x.shape
+        self.cache = x
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dout):
-        return dout.reshape(self.cache)
+        dx = dout.reshape(self.cache.shape)
+        if dx.ndim == 4 and get_array_module(dx) is np:  # same memory order as the input (cnncourse.layout)
+            dx = layout.match(dx, self.cache)
+        return dx
 
 
 class Linear(Module):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import layout
 from ._validate import as_numeric_array, float_dtype
 from .backend import get_array_module, is_gpu_array
 from .kernels import avg_pool_backward_gpu, avg_pool_forward_gpu, max_pool_backward_gpu, max_pool_forward_gpu
@@ -113,7 +114,7 @@ def _positions(size):
     return [(i, j) for i in range(kh) for j in range(kw)]
 
 
-def _scatter(dout, size, stride, pad, x_shape, dtype, grad_at):
+def _scatter(dout, size, stride, pad, x_shape, dtype, grad_at, *, channels_last=False):
     """dx: window position k = (i, j) of every window receives ``grad_at(k)``.
 
     ``grad_at(k)`` is the gradient each window sends to its k-th element
@@ -124,8 +125,14 @@ def _scatter(dout, size, stride, pad, x_shape, dtype, grad_at):
     N, C, H, W = x_shape
     OH, OW = dout.shape[2:]
     tiles = (sh, sw) == (kh, kw) and (OH * kh, OW * kw) == (H, W) and (ph, pw) == (0, 0)
-    # Where the windows tile the input exactly every element is written once: no zero-fill needed.
-    dx = (xp.empty if tiles else xp.zeros)((N, C, H + 2 * ph, W + 2 * pw), dtype=dtype)
+    padded_shape = (N, C, H + 2 * ph, W + 2 * pw)
+    channels_last = channels_last and xp is np
+    if channels_last:  # the forward input's memory order (cnncourse.layout)
+        dx = layout.empty(padded_shape, dtype, channels_last=True)
+        if not tiles:
+            dx.fill(0)
+    else:  # where the windows tile the input exactly every element is written once: no zero-fill needed
+        dx = (xp.empty if tiles else xp.zeros)(padded_shape, dtype=dtype)
     win = _windows(dx, size, stride, (OH, OW))
     overlapping = sh < kh or sw < kw
     for k, (i, j) in enumerate(_positions(size)):
@@ -135,7 +142,8 @@ def _scatter(dout, size, stride, pad, x_shape, dtype, grad_at):
             win[..., i, j] = grad_at(k)
     if (ph, pw) == (0, 0):
         return dx
-    return xp.ascontiguousarray(dx[:, :, ph : ph + H, pw : pw + W])
+    inside = dx[:, :, ph : ph + H, pw : pw + W]
+    return inside if channels_last else xp.ascontiguousarray(inside)
 
 
 def _check_dout(dout, cache_out_shape, name):
@@ -192,10 +200,17 @@ def max_pool_forward(x, *, size=2, stride=None, pad=0):
     win = _windows(_pad(x, pad, -np.inf), size, stride, out_hw)
     # One contiguous slab per window position, (KH*KW, N, C, OH, OW): the loop
     # below then runs over long contiguous arrays (about 3x faster than
-    # reducing the strided view in place).
-    slabs = xp.ascontiguousarray(win.transpose(4, 5, 0, 1, 2, 3)).reshape(-1, *win.shape[:4])
-    out = slabs[0].copy()
-    argmax = xp.zeros(out.shape, dtype=np.uint8 if len(slabs) <= 256 else np.int32)
+    # reducing the strided view in place).  A channels-last input gets
+    # channels-last slabs (N, OH, OW, C): the copy reads runs of C values and
+    # the output keeps the input's memory order (see cnncourse.layout).
+    channels_last = xp is np and layout.is_channels_last(x)
+    order = (4, 5, 0, 2, 3, 1) if channels_last else (4, 5, 0, 1, 2, 3)
+    slabs = xp.ascontiguousarray(win.transpose(order))
+    slabs = slabs.reshape(-1, *slabs.shape[2:])
+    if channels_last:
+        slabs = slabs.transpose(0, 1, 4, 2, 3)  # back to (KH*KW, N, C, OH, OW) shape, same memory
+    out = slabs[0].copy(order="K")
+    argmax = xp.zeros_like(out, dtype=np.uint8 if len(slabs) <= 256 else np.int32)  # zeros_like keeps the order
     for k in range(1, len(slabs)):
         better = slabs[k] > out  # strict: on a tie the earlier position keeps the arg-max
         xp.maximum(out, slabs[k], out=out)
@@ -222,7 +237,8 @@ def max_pool_backward(dout, cache):
     if is_gpu_array(dout):  # CUDA kernel: one thread per input pixel gathers, no atomics
         return max_pool_backward_gpu(dout, argmax, x_shape, size=size, stride=stride, pad=pad)
     # dout * (argmax == k): a multiply by a boolean mask is ~10x faster than np.where here.
-    return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: dout * (argmax == k))
+    return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: dout * (argmax == k),
+                    channels_last=layout.is_channels_last(argmax))
 
 
 # ----------------------------------------------------------------------------- average pooling
@@ -281,7 +297,8 @@ def avg_pool_backward(dout, cache):
     if is_gpu_array(dout):  # CUDA kernel: one thread per input pixel gathers
         return avg_pool_backward_gpu(dout, x_shape, size=size, stride=stride, pad=pad)
     share = dout * dtype.type(1.0 / (size[0] * size[1]))
-    return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: share)
+    return _scatter(dout, size, stride, pad, x_shape, dtype, lambda k: share,
+                    channels_last=layout.is_channels_last(dout))
 
 
 # ----------------------------------------------------------------------------- global average pooling
