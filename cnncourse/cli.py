@@ -71,7 +71,8 @@ def _grade(args) -> int:
 def _run_notebooks(args) -> int:
     from .grading.execute import run_notebooks
 
-    return 1 if run_notebooks(args.paths, args.out, timeout=args.timeout, kernel=args.kernel) else 0
+    return 1 if run_notebooks(args.paths, args.out, timeout=args.timeout, kernel=args.kernel,
+                              in_place=args.in_place) else 0
 
 
 def _doctor(args) -> int:
@@ -127,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="build", metavar="DIR", help="output folder (default: build)")
     p.add_argument("--timeout", type=float, default=600, metavar="S", help="seconds per cell (default 600)")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default python3)")
+    p.add_argument("--in-place", action="store_true",
+                   help="store each executed notebook over its source, ready to commit (widget state dropped, "
+                        "progress bars at their final text); failed ones are left as they were")
     p.set_defaults(func=_run_notebooks)
 
     p = sub.add_parser("doctor", help="report Python, NumPy, CuPy, GPU, CUDA and kernel status")

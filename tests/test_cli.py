@@ -106,6 +106,42 @@ def test_run_notebooks_reports_failures_and_goes_on(tmp_path, capsys):
     assert "all 16 cases pass" in printed
 
 
+def test_run_notebooks_in_place_stores_a_progress_bar_at_its_final_text(tmp_path, capsys):
+    pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3), desc='steps'): pass"),
+                nbformat.v4.new_code_cell("1 / 0")]
+    good, bad = tmp_path / "good.ipynb", tmp_path / "bad.ipynb"
+    nbformat.write(nb, bad)
+    nb.cells = nb.cells[:1]
+    nbformat.write(nb, good)
+    before_bad = bad.read_text()
+    assert main(["run-notebooks", str(good), str(bad), "--in-place", "--out", str(tmp_path / "b")]) == 1
+    assert "notebooks stored in place" in capsys.readouterr().out
+    stored = nbformat.read(good, as_version=4)
+    assert "widgets" not in stored.metadata
+    (output,) = stored.cells[0].outputs
+    assert "application/vnd.jupyter.widget-view+json" in output["data"]
+    assert output["data"]["text/plain"].startswith("steps: 100%|██████████| 3/3 [")
+    assert bad.read_text() == before_bad  # a failed run never replaces the stored notebook
+
+
+def test_prepare_for_storage_leaves_other_widgets_alone():
+    nbformat = pytest.importorskip("nbformat")
+    from cnncourse.grading.execute import prepare_for_storage
+
+    nb = nbformat.v4.new_notebook()
+    view = {"model_id": "box", "version_major": 2, "version_minor": 0}
+    nb.cells = [nbformat.v4.new_code_cell("explorer()", outputs=[nbformat.v4.new_output(
+        "display_data", data={"application/vnd.jupyter.widget-view+json": view, "text/plain": "VBox(...)"})])]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
+        "box": {"model_name": "VBoxModel", "state": {"children": []}}}}}
+    prepare_for_storage(nb)
+    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "VBox(...)" and "widgets" not in nb.metadata
+
+
 def test_doctor(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out

@@ -4,12 +4,19 @@ Every notebook is tried; one that fails is reported with the cell and the
 error, its partly executed copy is still written, and the command exits
 non-zero at the end.  nbclient, nbconvert and nbformat come with the
 ``dev`` extra (``pip install -e ".[dev]"``).
+
+``--in-place`` stores the executed notebook over its source, the way the
+course's notebooks are kept in the repository (:func:`prepare_for_storage`).
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
-__all__ = ["find_notebooks", "run_notebook", "run_notebooks"]
+__all__ = ["find_notebooks", "run_notebook", "run_notebooks", "prepare_for_storage"]
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 
 
 def find_notebooks(paths) -> list[Path]:
@@ -31,9 +38,46 @@ def _first_error(nb) -> str:
     return ""
 
 
+def _progress_text(state: dict, model_id: str) -> str | None:
+    """The final text of a tqdm notebook bar (an HBox of label, FloatProgress, stats), or None for other widgets."""
+    box = state.get(model_id, {})
+    children = box.get("state", {}).get("children") or []
+    parts = [state.get(str(c).removeprefix("IPY_MODEL_"), {}) for c in children]
+    if box.get("model_name") != "HBoxModel" or [p.get("model_name") for p in parts] != \
+            ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    left, bar, right = (p.get("state", {}) for p in parts)
+    done = (bar.get("value") or 0) / (bar.get("max") or 1)
+    cells = min(10, max(0, round(10 * done)))
+    def text(widget):
+        return html.unescape(widget.get("value") or "").replace("\u2007", " ")  # tqdm pads with figure spaces
+    return f"{text(left)}|{'█' * cells}{' ' * (10 - cells)}|{text(right)}"
+
+
+def prepare_for_storage(nb) -> None:
+    """Make an executed notebook fit to commit, in place.
+
+    Widget state is dropped (it would make the file several times larger, and
+    a live kernel recreates it), so a stored widget shows its ``text/plain``
+    fallback.  For progress bars that fallback is the bar's *initial* text
+    ("0%"); it is replaced by the final one ("100% ... loss=0.05").
+    """
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            final = view and _progress_text(state, view.get("model_id", ""))
+            if final:
+                output["data"]["text/plain"] = final
+    nb.metadata.pop("widgets", None)
+
+
 def run_notebook(path, *, out_notebook=None, out_html=None, cwd=None, timeout: float = 600,
-                 kernel: str = "python3") -> str | None:
-    """Execute one notebook; write the executed copy and its HTML if asked.  Return None or the error."""
+                 kernel: str = "python3", store: bool = False) -> str | None:
+    """Execute one notebook; write the executed copy and its HTML if asked.  Return None or the error.
+
+    ``store``: :func:`prepare_for_storage` before writing the executed copy.
+    """
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
@@ -49,21 +93,26 @@ def run_notebook(path, *, out_notebook=None, out_html=None, cwd=None, timeout: f
         error = _first_error(nb) or str(err).strip().splitlines()[-1]
     except (DeadKernelError, TimeoutError, RuntimeError) as err:  # kernel died, cell timed out, no kernel
         error = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
-    if out_notebook:
-        Path(out_notebook).parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, out_notebook)
     if out_html:
         from nbconvert import HTMLExporter
 
         Path(out_html).parent.mkdir(parents=True, exist_ok=True)
-        body, _ = HTMLExporter().from_notebook_node(nb)
+        body, _ = HTMLExporter().from_notebook_node(nb)  # before storage: the HTML keeps live widget state
         Path(out_html).write_text(body, encoding="utf-8")
+    if store:
+        prepare_for_storage(nb)
+    if out_notebook and not (store and error):  # never overwrite a stored notebook with a failed run
+        Path(out_notebook).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, out_notebook)
     return error
 
 
-def run_notebooks(paths, out_dir, *, timeout: float = 600, kernel: str = "python3", out=print) -> int:
+def run_notebooks(paths, out_dir, *, timeout: float = 600, kernel: str = "python3", out=print,
+                  in_place: bool = False) -> int:
     """Run every notebook; executed copies go to ``out_dir/notebooks``, HTML to ``out_dir/html``.
 
+    ``in_place``: the executed copy, prepared for storage, replaces the source
+    notebook instead (a notebook that fails is left as it was).
     Returns the number of notebooks that failed.
     """
     out_dir = Path(out_dir)
@@ -71,8 +120,9 @@ def run_notebooks(paths, out_dir, *, timeout: float = 600, kernel: str = "python
     failures = 0
     for path in notebooks:
         try:
-            error = run_notebook(path, out_notebook=out_dir / "notebooks" / path.name,
-                                 out_html=out_dir / "html" / f"{path.stem}.html", timeout=timeout, kernel=kernel)
+            error = run_notebook(path, out_notebook=path if in_place else out_dir / "notebooks" / path.name,
+                                 out_html=out_dir / "html" / f"{path.stem}.html", timeout=timeout, kernel=kernel,
+                                 store=in_place)
         except Exception as err:  # unreadable notebook, missing kernel ...: report, go on
             error = f"{type(err).__name__}: {err}"
         if error:
@@ -82,6 +132,6 @@ def run_notebooks(paths, out_dir, *, timeout: float = 600, kernel: str = "python
             out(f"✔ {path}")
     if not notebooks:
         out("no notebooks found")
-    out(f"{len(notebooks) - failures} of {len(notebooks)} notebooks ran; "
-        f"outputs in {out_dir}/notebooks and {out_dir}/html")
+    where = "notebooks stored in place" if in_place else f"outputs in {out_dir}/notebooks"
+    out(f"{len(notebooks) - failures} of {len(notebooks)} notebooks ran; {where}, HTML in {out_dir}/html")
     return failures
