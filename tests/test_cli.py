@@ -123,23 +123,41 @@ def test_run_notebooks_in_place_stores_a_progress_bar_at_its_final_text(tmp_path
     stored = nbformat.read(good, as_version=4)
     assert "widgets" not in stored.metadata
     (output,) = stored.cells[0].outputs
-    assert "application/vnd.jupyter.widget-view+json" in output["data"]
+    assert list(output["data"]) == ["text/plain"]  # JupyterLab cannot draw a widget whose state is gone
     assert output["data"]["text/plain"].startswith("steps: 100%|██████████| 3/3 [")
     assert bad.read_text() == before_bad  # a failed run never replaces the stored notebook
 
 
-def test_prepare_for_storage_leaves_other_widgets_alone():
+def test_prepare_for_storage_says_run_the_cell_for_other_widgets_and_keeps_unknown_ones():
     nbformat = pytest.importorskip("nbformat")
-    from cnncourse.grading.execute import prepare_for_storage
+    from cnncourse.grading.execute import STORED_WIDGET_TEXT, prepare_for_storage
+
+    def widget_output(model_id):
+        view = {"model_id": model_id, "version_major": 2, "version_minor": 0}
+        return nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": view,
+                                                            "text/plain": "VBox(...)"})
 
     nb = nbformat.v4.new_notebook()
-    view = {"model_id": "box", "version_major": 2, "version_minor": 0}
-    nb.cells = [nbformat.v4.new_code_cell("explorer()", outputs=[nbformat.v4.new_output(
-        "display_data", data={"application/vnd.jupyter.widget-view+json": view, "text/plain": "VBox(...)"})])]
+    nb.cells = [nbformat.v4.new_code_cell("explorer()", outputs=[widget_output("box"), widget_output("gone")])]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
         "box": {"model_name": "VBoxModel", "state": {"children": []}}}}}
     prepare_for_storage(nb)
-    assert nb.cells[0].outputs[0]["data"]["text/plain"] == "VBox(...)" and "widgets" not in nb.metadata
+    explorer, unknown = nb.cells[0].outputs
+    assert explorer["data"] == {"text/plain": STORED_WIDGET_TEXT} and "widgets" not in nb.metadata
+    assert "application/vnd.jupyter.widget-view+json" in unknown["data"]  # no state to judge it by: untouched
+
+
+def test_a_progress_bar_closed_early_is_drawn_from_its_own_label():
+    from cnncourse.grading.execute import _progress_text
+
+    def html_model(value):
+        return {"model_name": "HTMLModel", "state": {"value": value}}
+
+    state = {"bar": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}},
+             "l": html_model("gone:\u2007\u20070%"), "r": html_model("\u20070/5\u2007[00:00&lt;?]"),
+             "p": {"model_name": "FloatProgressModel", "state": {"value": 5.0, "max": 5.0}}}
+    assert _progress_text(state, "bar") == "gone:  0%|          | 0/5 [00:00<?]"
+    assert _progress_text(state, "l") is None
 
 
 def test_doctor(capsys):

@@ -11,6 +11,7 @@ course's notebooks are kept in the repository (:func:`prepare_for_storage`).
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 __all__ = ["find_notebooks", "run_notebook", "run_notebooks", "prepare_for_storage"]
@@ -38,6 +39,9 @@ def _first_error(nb) -> str:
     return ""
 
 
+STORED_WIDGET_TEXT = "[interactive widget: run this cell to use it]"
+
+
 def _progress_text(state: dict, model_id: str) -> str | None:
     """The final text of a tqdm notebook bar (an HBox of label, FloatProgress, stats), or None for other widgets."""
     box = state.get(model_id, {})
@@ -47,28 +51,34 @@ def _progress_text(state: dict, model_id: str) -> str | None:
             ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
         return None
     left, bar, right = (p.get("state", {}) for p in parts)
-    done = (bar.get("value") or 0) / (bar.get("max") or 1)
-    cells = min(10, max(0, round(10 * done)))
+
     def text(widget):
         return html.unescape(widget.get("value") or "").replace("\u2007", " ")  # tqdm pads with figure spaces
-    return f"{text(left)}|{'█' * cells}{' ' * (10 - cells)}|{text(right)}"
+
+    label = text(left)
+    percent = re.search(r"(\d+)%", label)  # the label's own figure: a bar closed early keeps its last text
+    done = int(percent.group(1)) / 100 if percent else (bar.get("value") or 0) / (bar.get("max") or 1)
+    cells = min(10, max(0, round(10 * done)))
+    return f"{label}|{'█' * cells}{' ' * (10 - cells)}|{text(right)}"
 
 
 def prepare_for_storage(nb) -> None:
     """Make an executed notebook fit to commit, in place.
 
-    Widget state is dropped (it would make the file several times larger, and
-    a live kernel recreates it), so a stored widget shows its ``text/plain``
-    fallback.  For progress bars that fallback is the bar's *initial* text
-    ("0%"); it is replaced by the final one ("100% ... loss=0.05").
+    Widget state is dropped: it would make the file several times larger, and
+    a live kernel recreates it.  Without it JupyterLab cannot draw a stored
+    widget ("Error displaying widget: model not found"), so every widget
+    output whose state was there is turned into plain text: a progress bar
+    into its final line ("training: 100%|...| 30/30 [...] loss=0.05"), any
+    other widget into :data:`STORED_WIDGET_TEXT`.
     """
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             view = output.get("data", {}).get(WIDGET_VIEW)
-            final = view and _progress_text(state, view.get("model_id", ""))
-            if final:
-                output["data"]["text/plain"] = final
+            model_id = view.get("model_id", "") if isinstance(view, dict) else ""
+            if model_id in state:
+                output["data"] = {"text/plain": _progress_text(state, model_id) or STORED_WIDGET_TEXT}
     nb.metadata.pop("widgets", None)
 
 
