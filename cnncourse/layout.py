@@ -17,7 +17,7 @@ import numpy as np
 
 from . import threads
 
-__all__ = ["is_channels_last", "to_channels_last", "empty", "match"]
+__all__ = ["is_channels_last", "to_channels_last", "to_channels_first", "empty", "match"]
 
 
 def is_channels_last(a) -> bool:
@@ -38,6 +38,15 @@ def to_channels_last(a):
     return out
 
 
+def to_channels_first(a):
+    """``a`` ``(N, C, H, W)`` as a C-contiguous (NCHW) array: ``a`` itself when it already is, else a copy."""
+    if a.flags.c_contiguous:
+        return a
+    out = np.empty(a.shape, dtype=a.dtype)
+    threads.copyto(out, a)
+    return out
+
+
 def empty(shape, dtype, *, channels_last: bool):
     """An uninitialised ``(N, C, H, W)`` NumPy array, stored channels-last when asked."""
     n, c, h, w = shape
@@ -53,9 +62,10 @@ def match(a, like):
     element-wise products with the masks cached by the layers before it
     (ReLU, max pooling) read both arrays in the same order.
     """
-    want_last = is_channels_last(like)
-    if want_last == is_channels_last(a) and (want_last or a.flags.c_contiguous):
+    if not is_channels_last(like):
+        return to_channels_first(a)
+    if is_channels_last(a):
         return a
-    out = empty(a.shape, a.dtype, channels_last=want_last)
+    out = empty(a.shape, a.dtype, channels_last=True)
     threads.copyto(out, a)
     return out

@@ -106,3 +106,21 @@ def test_a_network_gives_the_same_gradients_as_with_channels_first_copies(rng):
     np.testing.assert_allclose(h, logits, rtol=1e-5, atol=1e-6)
     for (name, p_fast), (_, p_slow) in zip(fast.named_parameters(), slow.named_parameters()):
         np.testing.assert_allclose(p_fast.grad, p_slow.grad, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_spatial_batchnorm_takes_a_channels_last_input_in_channels_first_order(rng):
+    """Batch norm's per-channel broadcasts are faster on NCHW rows, so it reorders a conv's output once."""
+    from cnncourse import batchnorm
+
+    x = rng.standard_normal((4, 3, 5, 6))
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    out, cache, mean, var = batchnorm.spatial_batchnorm_forward(x, gamma, beta, training=True)
+    out_last, cache_last, mean_last, var_last = batchnorm.spatial_batchnorm_forward(
+        channels_last_copy(x), gamma, beta, training=True)
+    assert out_last.flags.c_contiguous
+    np.testing.assert_array_equal(out, out_last)
+    np.testing.assert_array_equal(mean, mean_last)
+    dout = rng.standard_normal(out.shape)
+    for a, b in zip(batchnorm.spatial_batchnorm_backward(dout, cache),
+                    batchnorm.spatial_batchnorm_backward(channels_last_copy(dout), cache_last)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
