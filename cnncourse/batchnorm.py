@@ -14,6 +14,8 @@ for normalising.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import layout
 from ._validate import as_numeric_array, float_dtype
 from .backend import get_array_module, is_gpu_array
@@ -81,7 +83,7 @@ def spatial_batchnorm_forward(x, gamma, beta, *, training: bool, running_mean=No
     Same arguments and returns as :func:`batchnorm_forward`, with vectors of length C.
     """
     x = as_numeric_array(x, "x", ndim=4)
-    if layout.is_channels_last(x):  # a conv's channels-last output: NCHW first, where the per-channel
+    if get_array_module(x) is np and layout.is_channels_last(x):  # a conv's output: NCHW first, where the per-channel
         x = layout.to_channels_first(x)  # broadcasts run over long H*W rows (measured 1.5-1.7x faster)
     return _batchnorm(x, gamma, beta, axes=(0, 2, 3), training=training, running_mean=running_mean,
                       running_var=running_var, momentum=momentum, eps=eps)
