@@ -329,7 +329,7 @@ def _window(e: np.ndarray, g: np.ndarray, differ: np.ndarray, first: tuple) -> l
 
 
 def _near_miss(relative_error: float, tol: Tolerance) -> bool:
-    """Worth printing the tolerance: the answer is close, or it is compared at reduced precision."""
+    """Worth printing the tolerance: the answer is close (error below 1 % of its scale), or of reduced precision."""
     return tol.bits < 64 or not np.isfinite(relative_error) or relative_error < 1e-2
 
 
@@ -418,7 +418,7 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
         if worst_rel != worst and np.isfinite(rel[worst_rel]):
             found.details.append(f"largest relative error {float(rel[worst_rel]):.3g} at {_index_text(worst_rel)} "
                                  f"(expected %s, got %s)" % _pair(e[worst_rel].real, g[worst_rel].real))
-        if _near_miss(float(np.nanmin(np.where(differ, rel, np.inf))), used):
+        if _near_miss(float(diff[worst]) / scale, used):
             found.details.append(f"allowed: {used.describe()}")
         found.window = _window(e.real, g.real, differ, first)
     if used.bits == 64 and tol.for_precision(32, scale).close(e, g).all():
