@@ -366,3 +366,18 @@ def test_issue_17_instance_norm_answer_to_9_1_is_compact():
     assert len(result.message.splitlines()) <= MAX_LINES
     assert _numbers_shown(result.message) <= 50
     assert result.got.shape == result.expected.shape == (4, 3, 5, 5)
+
+
+def test_error_in_a_cell_run_by_the_autograder_names_the_cell():
+    import linecache
+
+    source = "def answer(x):\n    return x.undefined_attribute\n"
+    linecache.cache["<cell 4>"] = (len(source), None, source.splitlines(True), "<cell 4>")
+    namespace: dict = {}
+    exec(compile(source, "<cell 4>", "exec"), namespace)
+    try:
+        message = run_cases("0.1", "demo", namespace["answer"], [Case("c", (np.zeros(2),), expected=np.zeros(2))]).message
+    finally:
+        linecache.cache.pop("<cell 4>", None)
+    assert "raised AttributeError" in message
+    assert "  at cell 4, line 2, in answer: return x.undefined_attribute" in message.splitlines()

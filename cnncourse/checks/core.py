@@ -415,7 +415,7 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
         rel_here = f", relative {float(rel[worst]):.2g}" if np.isfinite(rel[worst]) else ""
         found.details.append(f"largest absolute error {float(diff[worst]):.3g} at {_index_text(worst)} "
                              f"(expected %s, got %s{rel_here})" % _pair(e[worst].real, g[worst].real))
-        if worst_rel != worst and np.isfinite(rel[worst_rel]):
+        if np.isfinite(rel[worst_rel]) and not rel[worst_rel] <= 1.01 * rel[worst]:  # a new fact, not a repeat
             found.details.append(f"largest relative error {float(rel[worst_rel]):.3g} at {_index_text(worst_rel)} "
                                  f"(expected %s, got %s)" % _pair(e[worst_rel].real, g[worst_rel].real))
         if _near_miss(float(diff[worst]) / scale, used):
@@ -529,6 +529,8 @@ def _place(filename: str, lineno: int) -> str:
         named = None
     if named:
         return f"{named[0].lower()} {named[1]}, line {lineno}"
+    if filename.startswith("<cell ") and filename.endswith(">"):  # the autograder's name for cell N
+        return f"cell {filename[6:-1]}, line {lineno}"
     if not filename.startswith("<"):
         relative = os.path.relpath(filename)
         filename = relative if not relative.startswith("..") else filename
@@ -538,11 +540,12 @@ def _place(filename: str, lineno: int) -> str:
 def student_line(err: BaseException) -> list[str]:
     """Where in the student's code ``err`` was raised: the place and its source line (0-2 lines).
 
-    An exception relayed from a sandbox may carry this already, as ``err.student_line`` (a string).
+    An exception relayed from a sandbox may carry this already, as ``err.student_line`` (the
+    lines this function gave in the sandbox, joined by newlines).
     """
     relayed = getattr(err, "student_line", None)
-    if isinstance(relayed, str) and relayed:
-        return [relayed]
+    if isinstance(relayed, str) and relayed.strip():
+        return relayed.strip().splitlines()[:2]
     frames = list(traceback.walk_tb(err.__traceback__))
     own = [(frame, lineno) for frame, lineno in frames if _is_student_code(frame.f_code.co_filename)]
     if not own:
