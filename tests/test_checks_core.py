@@ -124,6 +124,10 @@ def test_shape_is_checked_first_and_a_mistake_of_that_shape_is_named():
 def test_same_values_in_another_shape_is_pointed_out():
     message = _run(np.zeros((6, 4)), np.zeros((4, 6))).message
     assert "transposed or reshaped" in message
+    assert "axis 1: 4 instead of 5" in _run(np.zeros((2, 4)), np.zeros((2, 5))).message
+    assert "3 axes instead of 2" in _run(np.zeros((2, 2, 5)), np.zeros((2, 5))).message
+    assert "axes of length 1 added or dropped" in _run(np.zeros((1, 2, 5)), np.zeros((2, 5))).message
+    assert "return it as a number" in _run(np.array([2.0]), np.float64(2.0)).message
 
 
 def test_tuple_answers_name_the_output():
@@ -381,3 +385,46 @@ def test_error_in_a_cell_run_by_the_autograder_names_the_cell():
         linecache.cache.pop("<cell 4>", None)
     assert "raised AttributeError" in message
     assert "  at cell 4, line 2, in answer: return x.undefined_attribute" in message.splitlines()
+
+
+# --------------------------------------------------------------------------- any answer at all
+
+
+def test_any_wrong_answer_gets_a_compact_diagnostic_and_never_an_exception():
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    shapes = st.lists(st.integers(1, 9), min_size=0, max_size=5).map(tuple)
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(shape=shapes, seed=st.integers(0, 2**16), kind=st.sampled_from(["noise", "few", "nan", "inf", "shape",
+                                                                           "float32", "int", "tuple"]))
+    def check(shape, seed, kind):
+        rng = np.random.default_rng(seed)
+        expected = np.asarray(rng.normal(size=shape) * 10.0 ** rng.integers(-6, 6))
+        got = expected.copy()
+        flat = got.reshape(-1)  # a view: writing to it changes got
+        if kind == "noise":
+            got = got + rng.normal(size=shape) * (1 + np.abs(got))
+        elif kind == "few":
+            picked = rng.integers(0, flat.size, size=3)
+            flat[picked] += 1 + np.abs(flat[picked])
+        elif kind == "nan":
+            flat[rng.integers(0, flat.size)] = np.nan
+        elif kind == "inf":
+            flat[rng.integers(0, flat.size)] = -np.inf
+        elif kind == "shape":
+            got = np.zeros(tuple(n + 1 for n in shape) or (2,))
+        elif kind == "float32":
+            got = (got * 1.01 + np.sign(got) + (got == 0)).astype(np.float32)
+        elif kind == "int":
+            got = np.ones(shape, dtype=int) * 7
+        else:
+            expected, got = (expected, 3.0), (got, 2.0)
+        result = _run(got, expected)
+        assert result.status == "failed"
+        assert len(result.message.splitlines()) <= MAX_LINES
+        assert _numbers_shown(result.message) <= 50
+
+    check()

@@ -368,9 +368,21 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
     if g.shape != e.shape:
         found = _Mismatch(f"wrong shape: expected {e.shape}, got {g.shape}", path=path, expected=e, got=g,
                           shape_only=True)
-        if g.size == e.size and g.size > 1:
+        if e.ndim == 0 and g.size == 1:
+            found.details.append("one number is expected: return it as a number (float(value)), "
+                                 "not as an array holding it")
+        elif g.size == e.size and tuple(n for n in g.shape if n != 1) == tuple(n for n in e.shape if n != 1):
+            found.details.append("the same values with axes of length 1 added or dropped "
+                                 "(keepdims=True, or a missing reshape/squeeze?)")
+        elif g.size == e.size and g.size > 1:
             found.details.append(f"the same number of values ({g.size}) in another shape: "
                                  f"transposed or reshaped in the wrong order?")
+        elif g.ndim == e.ndim:
+            axes = [f"axis {k}: {n} instead of {m}" for k, (m, n) in enumerate(zip(e.shape, g.shape)) if m != n]
+            found.details.append("; ".join(axes) + " (the output-size formula? padding? stride?)"
+                                 if len(axes) <= 2 else "; ".join(axes))
+        else:
+            found.details.append(f"{g.ndim} axes instead of {e.ndim}")
         return found
     bits = min(b for b in (_float_bits(g), _float_bits(e), input_bits, 64) if b is not None)
     g = g.astype(complex if e.dtype.kind == "c" else float)
