@@ -134,6 +134,9 @@ def test_tuple_answers_name_the_output():
     expected = (np.zeros(3), np.ones((2, 2)), 5.0)
     result = _run((np.zeros(3), np.ones((2, 2)), 4.0), expected)
     assert "output 3 of 3: expected 5, got 4" in result.message
+    assert "outputs 1 and 2 are right" in result.message
+    result = _run((np.zeros(3), np.zeros((2, 2)), 4.0), expected)
+    assert "output 2 of 3: 4 of 4 values differ" in result.message and "output 1 is right, output 3 is wrong too" in result.message
     assert "got None: did the function forget" in _run(None, expected).message
     assert "expected a tuple of 3 outputs, got 2" in _run((1.0, 2.0), expected).message
 
@@ -144,6 +147,14 @@ def test_nan_and_inf_are_reported_where_they_appear():
     assert "1 of 12 values are NaN, first at index (2, 1)" in _run(got, np.arange(12.0).reshape(3, 4)).message
     got[2, 1] = np.inf
     assert "are inf" in _run(got, np.arange(12.0).reshape(3, 4)).message
+
+
+def test_zeros_and_nan_in_the_expected_answer():
+    expected = np.array([0.0, 0.0, 2.0, np.nan])
+    message = _run(np.array([1.0, 0.0, 2.1, 5.0]), expected).message
+    assert "3 of 4 values differ" in message and "first at index (0,): expected 0, got 1" in message
+    assert "largest absolute error 1 at (0,)" in message  # the NaN position has no error size
+    assert "largest relative error 0.05 at (2,)" in message  # relative to a nonzero expected value only
 
 
 def test_complex_answers_are_rejected_with_a_reason():

@@ -328,6 +328,14 @@ def _window(e: np.ndarray, g: np.ndarray, differ: np.ndarray, first: tuple) -> l
     return lines
 
 
+def _outputs(numbers: list[int], verdict: str) -> str:
+    """'output 2 is right', 'outputs 1 and 3 are wrong too'."""
+    if len(numbers) == 1:
+        return f"output {numbers[0]} is {verdict}"
+    listed = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
+    return f"outputs {listed} are {verdict}"
+
+
 def _near_miss(relative_error: float, tol: Tolerance) -> bool:
     """Worth printing the tolerance: the answer is close (error below 1 % of its scale), or of reduced precision."""
     return tol.bits < 64 or not np.isfinite(relative_error) or relative_error < 1e-2
@@ -350,6 +358,12 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
             found = _diagnose(e, g, tol, input_bits, notes, path + (i,))
             if found is not None:
                 found.summary = f"output {i + 1} of {len(expected)}: {found.summary}"
+                others = [k for k in range(len(expected)) if k != i]
+                if others:
+                    wrong = [k + 1 for k in others if _diagnose(expected[k], got[k], tol, input_bits) is not None]
+                    right = [k + 1 for k in others if k + 1 not in wrong]
+                    found.details.append(", ".join(_outputs(ks, verdict) for ks, verdict in
+                                                   ((right, "right"), (wrong, "wrong too")) if ks))
                 return found
         return None
     if expected is None:
@@ -421,16 +435,20 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
         found.summary = f"{len(bad)} of {e.size} values differ"
         es, gs = _pair(e[first].real, g[first].real) if e.dtype.kind != "c" else (str(e[first]), str(g[first]))
         found.details.append(f"first at index {_index_text(first)}: expected {es}, got {gs}")
-        worst = np.unravel_index(int(np.nanargmax(np.where(differ, diff, -1.0))), e.shape)
         rel = _relative(e, diff)
-        worst_rel = np.unravel_index(int(np.nanargmax(np.where(differ, rel, -1.0))), e.shape)
-        rel_here = f", relative {float(rel[worst]):.2g}" if np.isfinite(rel[worst]) else ""
-        found.details.append(f"largest absolute error {float(diff[worst]):.3g} at {_index_text(worst)} "
-                             f"(expected %s, got %s{rel_here})" % _pair(e[worst].real, g[worst].real))
-        if np.isfinite(rel[worst_rel]) and not rel[worst_rel] <= 1.01 * rel[worst]:  # a new fact, not a repeat
+        abs_errors = np.where(differ & ~np.isnan(diff), diff, -1.0)
+        rel_errors = np.where(differ & np.isfinite(rel), rel, -1.0)
+        worst = np.unravel_index(int(np.argmax(abs_errors)), e.shape)
+        worst_rel = np.unravel_index(int(np.argmax(rel_errors)), e.shape)
+        if abs_errors[worst] >= 0:
+            rel_here = f", relative {float(rel[worst]):.2g}" if np.isfinite(rel[worst]) else ""
+            found.details.append(f"largest absolute error {float(diff[worst]):.3g} at {_index_text(worst)} "
+                                 f"(expected %s, got %s{rel_here})" % _pair(e[worst].real, g[worst].real))
+        repeat = np.isfinite(rel[worst]) and rel[worst_rel] <= 1.01 * rel[worst]  # nothing new to say
+        if rel_errors[worst_rel] >= 0 and not repeat:
             found.details.append(f"largest relative error {float(rel[worst_rel]):.3g} at {_index_text(worst_rel)} "
                                  f"(expected %s, got %s)" % _pair(e[worst_rel].real, g[worst_rel].real))
-        if _near_miss(float(diff[worst]) / scale, used):
+        if abs_errors[worst] >= 0 and _near_miss(float(diff[worst]) / scale, used):
             found.details.append(f"allowed: {used.describe()}")
         found.window = _window(e.real, g.real, differ, first)
     if used.bits == 64 and tol.for_precision(32, scale).close(e, g).all():
