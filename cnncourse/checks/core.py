@@ -588,10 +588,11 @@ def student_line(err: BaseException) -> list[str]:
     name = frame.f_code.co_name
     lines = [f"at {_place(filename, lineno)}" + (f", in {name}" if name != "<module>" else "")
              + (f": {source}" if source else "")]
-    deepest = frames[-1][0]
-    if deepest is not frame:
-        module = deepest.f_globals.get("__name__", "?")
-        lines.append(f"(raised inside {module}.{deepest.f_code.co_name}, called from that line)")
+    position = [f for f, _ in frames].index(frame)
+    if position < len(frames) - 1:  # raised in library code the student's line called
+        called = frames[position + 1][0]
+        package = str(called.f_globals.get("__name__", "?")).split(".")[0]
+        lines.append(f"(raised inside {package}'s {called.f_code.co_name}, called from that line)")
     return lines
 
 
@@ -625,18 +626,20 @@ def _changed_input(case: Case, args: tuple) -> int | None:
     return None
 
 
-def _fit(sections: list[list[str]], limit: int = MAX_LINES) -> list[str]:
-    """Join sections of lines, shortening the window (then anything) so the result has ``limit`` lines."""
-    lines = [line for part in sections for line in part]
-    if len(lines) <= limit:
-        return lines
-    head, details, window, tail = sections
-    window = []
+def _fit(head: list[str], details: list[str], window: list[str], tail: list[str], limit: int = MAX_LINES) -> str:
+    """The diagnostic text in at most ``limit`` lines: the window goes first, then details are cut."""
+
+    def split(part):
+        return [line for text in part for line in text.split("\n")]
+
+    head, details, window, tail = split(head), split(details), split(window), split(tail)
     lines = head + details + window + tail
     if len(lines) > limit:
+        lines = head + details + tail
+    if len(lines) > limit:
         keep = max(0, limit - len(head) - len(tail) - 1)
-        lines = head + details[:keep] + ["..."] + tail
-    return lines[:limit]
+        lines = head + details[:keep] + ["  ..."] + tail
+    return "\n".join(lines[:limit])
 
 
 def _failure(number: str, title: str, head: str, fn: Callable, cases: list[Case], index: int, got,
@@ -661,7 +664,7 @@ def _failure(number: str, title: str, head: str, fn: Callable, cases: list[Case]
     details = [f"  {line}" for line in mismatch.details]
     window = [f"  {line}" for line in mismatch.window]
     tail = [f"  {line}" for line in cause_lines + footer]
-    message = "\n".join(_fit([[first], details, window, tail]))
+    message = _fit([first], details, window, tail)
     return CheckResult(number, title, FAILED, message, index, len(cases), case=case.label, expected=case.expected,
                        got=got, cause=causes[0] if causes else None)
 
@@ -670,7 +673,7 @@ def _raised(number: str, title: str, head: str, cases: list[Case], index: int, e
     case = cases[index]
     lines = [f"✘ {head}: case '{case.label}' raised {type(err).__name__}: {_error_text(err)}"]
     lines += [f"  {line}" for line in student_line(err)]
-    message = "\n".join(_fit([lines[:1], lines[1:], [], []]))
+    message = _fit(lines[:1], lines[1:], [], [])
     return CheckResult(number, title, FAILED, message, index, len(cases), case=case.label, expected=case.expected,
                        error=err)
 
