@@ -144,7 +144,7 @@ def test_tuple_answers_name_the_output():
 def test_nan_and_inf_are_reported_where_they_appear():
     got = np.arange(12.0).reshape(3, 4)
     got[2, 1] = np.nan
-    assert "1 of 12 values are NaN, first at index (2, 1)" in _run(got, np.arange(12.0).reshape(3, 4)).message
+    assert "NaN at index (2, 1) (1 of 12 values are NaN)" in _run(got, np.arange(12.0).reshape(3, 4)).message
     got[2, 1] = np.inf
     assert "are inf" in _run(got, np.arange(12.0).reshape(3, 4)).message
 

@@ -47,7 +47,7 @@ import numpy as np
 from ..backend import to_numpy
 
 __all__ = ["CheckResult", "Case", "CaseSet", "Exercise", "EXERCISES", "Tolerance", "exercise", "run_cases",
-           "compare", "collect_cases", "MAX_LINES"]
+           "compare", "collect_cases", "student_line", "MAX_LINES"]
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
@@ -419,7 +419,7 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
     if new_nan.any() or new_inf.any():
         kind, mask = ("NaN", new_nan) if new_nan.any() else ("inf", new_inf)
         where = tuple(int(i) for i in np.argwhere(mask)[0])
-        found.summary = f"{int(mask.sum())} of {e.size} values are {kind}, first at index {_index_text(where)}"
+        found.summary = f"{kind} at index {_index_text(where)} ({int(mask.sum())} of {e.size} values are {kind})"
         if e.size > 1:
             found.window = _window(e, g, differ, where)
         return found
@@ -610,7 +610,7 @@ def _error_text(err: BaseException) -> str:
 
 
 def _call_student(fn: Callable, args: tuple, kwargs: dict):
-    """The one place where a check calls the student's function."""
+    """The one place where a check calls the student's function (a guard can wrap this call)."""
     return fn(*args, **kwargs)
 
 
