@@ -313,11 +313,12 @@ def _window(e: np.ndarray, g: np.ndarray, differ: np.ndarray, first: tuple) -> l
         block_e = e[lead][r0:r1, c0:c1]
         block_g = g[lead][r0:r1, c0:c1]
         block_d = differ[lead][r0:r1, c0:c1]
-        part = "" if (r0, r1, c0, c1) == (0, h, 0, w) else f", rows {r0}:{r1}, columns {c0}:{c1}"
+        part = ", ".join([*([f"rows {r0}:{r1}"] if (r0, r1) != (0, h) else []),
+                          *([f"columns {c0}:{c1}"] if (c0, c1) != (0, w) else [])])
         slice_name = "[" + ", ".join([*(str(k) for k in lead), ":", ":"]) + "]"
-        heading = (f"around it, the {h}x{w} slice {slice_name}{part} (* marks a difference):" if lead
-                   else f"around it, rows {r0}:{r1}, columns {c0}:{c1} of {h}x{w} (* marks a difference):"
-                   if part else "around it, the whole matrix (* marks a difference):")
+        heading = (f"around it, the {h}x{w} slice {slice_name}{', ' + part if part else ''}" if lead
+                   else f"around it, {part} of the {h}x{w} matrix" if part else "around it, the whole matrix")
+        heading += " (* marks a difference):"
     values = [float(v) for row in (*block_e, *block_g) for v in np.atleast_1d(row)]
     width = max(len(_number(v, 5)) for v in values)
     block_d = [list(np.atleast_1d(row)) for row in block_d]
@@ -659,7 +660,7 @@ def _failure(number: str, title: str, head: str, fn: Callable, cases: list[Case]
     footer = []
     shown = sum(len(line) for line in mismatch.window)
     if mismatch.expected is not None and np.size(mismatch.expected) > 1 and (mismatch.shape_only or shown):
-        footer = ["the full answers: .expected and .got of the returned result"]
+        footer = ["the full answers: .expected and .got of the returned result (in the next cell: _.expected, _.got)"]
     first = f"✘ {head}: case '{case.label}': {mismatch.summary}"
     details = [f"  {line}" for line in mismatch.details]
     window = [f"  {line}" for line in mismatch.window]
