@@ -248,6 +248,15 @@ def test_likely_cause_is_narrowed_over_later_cases():
     assert "  - flipped" in result.message and "  - reversed output" in result.message
 
 
+def test_a_mistake_in_one_output_is_named_when_another_output_is_wrong_too():
+    expected = (np.arange(4.0), np.ones(3), 2.0)
+    cases = [Case("c", (1,), expected=expected,
+                  mistakes={"dx flipped": (np.arange(4.0)[::-1], np.ones(3), 2.0), "db missing": (expected[0], expected[1], 0.0)})]
+    result = run_cases("0.1", "demo", lambda k: (np.arange(4.0)[::-1], np.ones(3), 0.0), cases)  # both mistakes at once
+    assert "output 1 of 3" in result.message and "output 3 is wrong too" in result.message
+    assert "likely cause of the error in output 1: dx flipped" in result.message and result.cause == "dx flipped"
+
+
 def test_a_mistake_can_be_given_as_a_function():
     cases = [Case("x = [1, 2, 3]", (np.array([1.0, 2.0, 3.0]),), expected=np.array([1.0, 3.0, 6.0]),
                   mistakes={"the sum starts at the second element": lambda x: np.cumsum(x) - x[0],

@@ -505,6 +505,19 @@ def _causes_of_shape(case: Case, mismatch: _Mismatch) -> list[str]:
     return causes
 
 
+def _causes_of_output(case: Case, got, path: tuple, tol: Tolerance) -> list[str]:
+    """Listed mistakes whose answer, in the output at ``path`` alone, is what the student got there."""
+    causes = []
+    bits = _input_bits(case)
+    for cause, answer in case.mistake_answers().items():
+        try:
+            if _diagnose(_leaf(answer, path), _leaf(got, path), tol, bits) is None:
+                causes.append(cause)
+        except Exception:
+            continue
+    return causes
+
+
 def _narrow(causes: list[str], fn: Callable, later: list[Case], tol: Tolerance) -> list[str]:
     """Several mistakes explain the failing case: keep those that also explain the later cases."""
     for case in later:
@@ -648,15 +661,19 @@ def _failure(number: str, title: str, head: str, fn: Callable, cases: list[Case]
     case = cases[index]
     causes = _matching_causes(case, got, tol)
     causes = _narrow(causes, fn, cases[index + 1:], tol) if len(causes) > 1 else causes
-    cause_lines = []
+    cause_lines, named = [], causes[0] if causes else None
     if len(causes) == 1:
         cause_lines = [f"likely cause: {causes[0]}"]
     elif causes:
         cause_lines = ["likely cause, one of:", *(f"  - {c}" for c in causes[:3])]
-    else:
+    elif mismatch.shape_only:
         shaped = _causes_of_shape(case, mismatch)
         if shaped:
-            cause_lines = [f"likely cause (it gives this shape): {shaped[0]}"]
+            cause_lines, named = [f"likely cause (it gives this shape): {shaped[0]}"], shaped[0]
+    elif mismatch.path:  # no mistake explains every output: one may explain the wrong one
+        partial = _causes_of_output(case, got, mismatch.path, tol)
+        if partial:
+            cause_lines, named = [f"likely cause of the error in output {mismatch.path[0] + 1}: {partial[0]}"], partial[0]
     footer = []
     shown = sum(len(line) for line in mismatch.window)
     if mismatch.expected is not None and np.size(mismatch.expected) > 1 and (mismatch.shape_only or shown):
@@ -667,7 +684,7 @@ def _failure(number: str, title: str, head: str, fn: Callable, cases: list[Case]
     tail = [f"  {line}" for line in cause_lines + footer]
     message = _fit([first], details, window, tail)
     return CheckResult(number, title, FAILED, message, index, len(cases), case=case.label, expected=case.expected,
-                       got=got, cause=causes[0] if causes else None)
+                       got=got, cause=named)
 
 
 def _raised(number: str, title: str, head: str, cases: list[Case], index: int, err: Exception) -> CheckResult:
