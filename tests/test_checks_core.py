@@ -136,7 +136,7 @@ def test_tuple_answers_name_the_output():
     assert "output 3 of 3: expected 5, got 4" in result.message
     assert "outputs 1 and 2 are right" in result.message
     result = _run((np.zeros(3), np.zeros((2, 2)), 4.0), expected)
-    assert "output 2 of 3: 4 of 4 values differ" in result.message and "output 1 is right, output 3 is wrong too" in result.message
+    assert "output 2 of 3: shape (2, 2) as expected; 4 of 4 values differ" in result.message and "output 1 is right, output 3 is wrong too" in result.message
     assert "got None: did the function forget" in _run(None, expected).message
     assert "expected a tuple of 3 outputs, got 2" in _run((1.0, 2.0), expected).message
 
@@ -187,7 +187,7 @@ def test_float32_answers_are_accepted_at_float32_precision():
     result = _run(got, expected)
     assert result.passed
     assert result.message.startswith("✔ Exercise 0.1 (demo): all 1 cases pass (float32 answers: "
-                                     "they match to float32 precision, largest relative difference")
+                                     "matches to float32 precision, largest relative difference")
     # the issue's example: a scalar that prints alike at 6 digits
     result = _run(np.float32(-0.20874613), -0.2087461234567)
     assert result.passed
@@ -215,7 +215,7 @@ def test_float64_answer_off_at_float32_level_is_told_why():
     got = expected.astype(np.float32).astype(float)
     result = _run(got, expected, rtol=1e-9, atol=1e-12)
     assert result.status == "failed"
-    assert "these match to float32 precision only" in result.message
+    assert "the answer matches to float32 precision only" in result.message
     assert "allowed:" in result.message
 
 
@@ -374,7 +374,7 @@ def test_not_attempted_not_callable_and_modified_input():
 def test_compare_returns_none_or_text():
     assert compare(np.ones(3), np.ones(3)) is None
     text = compare(np.ones(3), np.array([1.0, 2.0, 1.0]))
-    assert text.startswith("1 of 3 values differ") and "first at index (1,)" in text
+    assert text.startswith("shape (3,) as expected; 1 of 3 values differ") and "first at index (1,)" in text
 
 
 def test_issue_17_instance_norm_answer_to_9_1_is_compact():

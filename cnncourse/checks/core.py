@@ -433,7 +433,7 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
                              + (f" (relative {rel:.2g})" if np.isfinite(rel) else "")
                              + (f"; allowed: {used.describe()}" if _near_miss(rel, used) else ""))
     else:
-        found.summary = f"{len(bad)} of {e.size} values differ"
+        found.summary = f"shape {e.shape} as expected; {len(bad)} of {e.size} values differ"
         es, gs = _pair(e[first].real, g[first].real) if e.dtype.kind != "c" else (str(e[first]), str(g[first]))
         found.details.append(f"first at index {_index_text(first)}: expected {es}, got {gs}")
         rel = _relative(e, diff)
@@ -453,7 +453,7 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
             found.details.append(f"allowed: {used.describe()}")
         found.window = _window(e.real, g.real, differ, first)
     if used.bits == 64 and tol.for_precision(32, scale).close(e, g).all():
-        found.details.append("these match to float32 precision only: is part of the work done in float32? "
+        found.details.append("the answer matches to float32 precision only: is part of the work done in float32? "
                              "The check expects float64 here.")
     return found
 
@@ -699,7 +699,7 @@ def _raised(number: str, title: str, head: str, cases: list[Case], index: int, e
 def _low_precision_note(notes: list) -> str:
     bits = min(b for b, _ in notes)
     largest = max(r for _, r in notes)
-    return f" (float{bits} answers: they match to float{bits} precision, largest relative difference {largest:.2g})"
+    return f" (float{bits} answers: matches to float{bits} precision, largest relative difference {largest:.2g})"
 
 
 def run_cases(number: str, title: str, fn: Callable, cases: list[Case], *, rtol: float = 1e-6, atol: float = 1e-8) -> CheckResult:
