@@ -435,20 +435,26 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
     else:
         found.summary = f"shape {e.shape} as expected; {len(bad)} of {e.size} values differ"
         es, gs = _pair(e[first].real, g[first].real) if e.dtype.kind != "c" else (str(e[first]), str(g[first]))
-        found.details.append(f"first at index {_index_text(first)}: expected {es}, got {gs}")
         rel = _relative(e, diff)
         abs_errors = np.where(differ & ~np.isnan(diff), diff, -1.0)
         rel_errors = np.where(differ & np.isfinite(rel), rel, -1.0)
         worst = np.unravel_index(int(np.argmax(abs_errors)), e.shape)
         worst_rel = np.unravel_index(int(np.argmax(rel_errors)), e.shape)
-        if abs_errors[worst] >= 0:
-            rel_here = f", relative {float(rel[worst]):.2g}" if np.isfinite(rel[worst]) else ""
-            found.details.append(f"largest absolute error {float(diff[worst]):.3g} at {_index_text(worst)} "
-                                 f"(expected %s, got %s{rel_here})" % _pair(e[worst].real, g[worst].real))
-        repeat = np.isfinite(rel[worst]) and rel[worst_rel] <= 1.01 * rel[worst]  # nothing new to say
-        if rel_errors[worst_rel] >= 0 and not repeat:
-            found.details.append(f"largest relative error {float(rel[worst_rel]):.3g} at {_index_text(worst_rel)} "
-                                 f"(expected %s, got %s)" % _pair(e[worst_rel].real, g[worst_rel].real))
+        if len(bad) == 1:  # one difference: its size belongs on the same line
+            sizes = (f" (absolute error {float(diff[first]):.3g}"
+                     + (f", relative {float(rel[first]):.2g}" if np.isfinite(rel[first]) else "") + ")"
+                     if abs_errors[first] >= 0 else "")
+            found.details.append(f"first at index {_index_text(first)} (the only one): expected {es}, got {gs}{sizes}")
+        else:
+            found.details.append(f"first at index {_index_text(first)}: expected {es}, got {gs}")
+            if abs_errors[worst] >= 0:
+                rel_here = f", relative {float(rel[worst]):.2g}" if np.isfinite(rel[worst]) else ""
+                found.details.append(f"largest absolute error {float(diff[worst]):.3g} at {_index_text(worst)} "
+                                     f"(expected %s, got %s{rel_here})" % _pair(e[worst].real, g[worst].real))
+            repeat = np.isfinite(rel[worst]) and rel[worst_rel] <= 1.01 * rel[worst]  # nothing new to say
+            if rel_errors[worst_rel] >= 0 and not repeat:
+                found.details.append(f"largest relative error {float(rel[worst_rel]):.3g} at {_index_text(worst_rel)} "
+                                     f"(expected %s, got %s)" % _pair(e[worst_rel].real, g[worst_rel].real))
         if abs_errors[worst] >= 0 and _near_miss(float(diff[worst]) / scale, used):
             found.details.append(f"allowed: {used.describe()}")
         found.window = _window(e.real, g.real, differ, first)
