@@ -455,3 +455,11 @@ def test_any_wrong_answer_gets_a_compact_diagnostic_and_never_an_exception():
         assert _numbers_shown(result.message) <= 50
 
     check()
+
+
+def test_no_numpy_warning_leaks_from_the_comparison():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _run(np.array([np.inf, 1.0, -np.inf]), np.array([np.inf, 2.0, np.inf])).status == "failed"
+        assert _run(np.array([1e308, -1e308]), np.array([-1e308, 1e308])).status == "failed"  # overflow
+        assert _run(np.array([0.0, 1.0]), np.array([0.0, 0.0])).status == "failed"

@@ -349,6 +349,12 @@ def _diagnose(expected, got, tol: Tolerance, input_bits: int | None = None, note
     Tuples are compared output by output. ``notes`` collects ``(bits, largest relative
     difference)`` for answers accepted only thanks to a lower-precision tolerance.
     """
+    with np.errstate(all="ignore"):  # inf - inf, overflow ...: reported as such, never as a warning
+        return _diagnose_values(expected, got, tol, input_bits, notes, path)
+
+
+def _diagnose_values(expected, got, tol: Tolerance, input_bits: int | None, notes: list | None,
+                     path: tuple) -> _Mismatch | None:
     if isinstance(expected, tuple):
         if got is None:
             return _Mismatch("got None: did the function forget to `return` its results?", path=path)
