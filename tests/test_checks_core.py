@@ -36,6 +36,14 @@ def test_every_listed_mistake_gets_its_cause_named_in_at_most_25_lines(number, s
     assert cause in result.message, f"exercise {number}: {cause!r} not named in\n{result.message}"
     assert len(result.message.splitlines()) <= MAX_LINES, result.message
     assert "likely cause" in result.message and cause in result.message.split("likely cause", 1)[1]
+    if "likely cause, one of:" in result.message:  # only for mistakes no case tells apart
+        others = [line[4:] for line in result.message.splitlines() if line.startswith("  - ") and line[4:] != cause]
+        for other in others:
+            twin = case_set.mistaken_function(other)
+            mine = case_set.mistaken_function(cause)
+            for case in case_set.cases:
+                assert compare(mine(*case.args, **case.kwargs), twin(*case.args, **case.kwargs), rtol=0, atol=0) is None, (
+                    f"exercise {number}: {cause!r} and {other!r} differ on case {case.label!r} but were not told apart")
 
 
 @pytest.mark.parametrize("number", list(EXERCISES))
@@ -252,6 +260,17 @@ def test_likely_cause_is_narrowed_over_later_cases():
     result = run_cases("0.1", "demo", lambda k: answers[k], cases)
     assert "likely cause, one of:" in result.message
     assert "  - flipped" in result.message and "  - reversed output" in result.message
+
+
+def test_a_mistake_that_would_have_failed_a_passed_case_is_not_named():
+    cases = [
+        Case("first", (1,), expected=np.array([1.0, 2.0]), mistakes={"no bias": np.array([0.0, 1.0])}),
+        Case("second", (2,), expected=np.array([1.0, 2.0]),
+             mistakes={"no bias": np.array([2.0, 1.0]), "flipped": np.array([2.0, 1.0])}),
+    ]
+    answers = {1: np.array([1.0, 2.0]), 2: np.array([2.0, 1.0])}  # right on the first case
+    result = run_cases("0.1", "demo", lambda k: answers[k], cases)
+    assert "likely cause: flipped" in result.message and "no bias" not in result.message
 
 
 def test_a_mistake_in_one_output_is_named_when_another_output_is_wrong_too():

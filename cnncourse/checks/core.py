@@ -530,6 +530,24 @@ def _causes_of_output(case: Case, got, path: tuple, tol: Tolerance) -> list[str]
     return causes
 
 
+def _excluded_by_passed(causes: list[str], passed: list[Case], tol: Tolerance) -> list[str]:
+    """Drop the mistakes that would have failed a case the student's function passed."""
+    kept = []
+    for cause in causes:
+        wrong_before = False
+        for case in passed:
+            answer = case.mistake_answers().get(cause)
+            try:
+                wrong_before = answer is not None and _diagnose(case.expected, answer, tol, _input_bits(case)) is not None
+            except Exception:
+                wrong_before = False
+            if wrong_before:
+                break
+        if not wrong_before:
+            kept.append(cause)
+    return kept or causes
+
+
 def _narrow(causes: list[str], fn: Callable, later: list[Case], tol: Tolerance) -> list[str]:
     """Several mistakes explain the failing case: keep those that also explain the later cases."""
     for case in later:
@@ -672,7 +690,10 @@ def _failure(number: str, title: str, head: str, fn: Callable, cases: list[Case]
              mismatch: _Mismatch, tol: Tolerance) -> CheckResult:
     case = cases[index]
     causes = _matching_causes(case, got, tol)
-    causes = _narrow(causes, fn, cases[index + 1:], tol) if len(causes) > 1 else causes
+    if len(causes) > 1:
+        causes = _excluded_by_passed(causes, cases[:index], tol)
+    if len(causes) > 1:
+        causes = _narrow(causes, fn, cases[index + 1:], tol)
     cause_lines, named = [], causes[0] if causes else None
     if len(causes) == 1:
         cause_lines = [f"likely cause: {causes[0]}"]
