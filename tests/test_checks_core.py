@@ -113,7 +113,8 @@ def test_window_shows_rows_of_one_2d_slice_around_the_first_difference():
     assert "largest absolute error 3 at (1, 2, 6, 7)" in message
     assert "8x9 slice [1, 2, :, :], rows 4:7, columns 3:9" in message
     expected_rows = [line for line in lines if line.startswith("    expected")]
-    assert expected_rows and "402" in expected_rows[0]  # row 4, columns 3.. of slice (1, 2): 396 + 6 = 402
+    # row 4, columns 3 to 8 of the slice (1, 2): 216 + 2 * 72 + 4 * 9 + (3 .. 8)
+    assert expected_rows[0].split()[1:] == [str(v) for v in range(399, 405)]
     got_block = lines[lines.index(next(line for line in lines if line.startswith("    got"))):][:3]
     assert sum(line.count("*") for line in got_block) == 2  # exactly the two differences are marked
     assert "411.5*" in got_block[1]
