@@ -239,6 +239,7 @@ def test_torch_tensors_are_compared_as_arrays():
     expected = np.arange(6.0).reshape(2, 3)
     assert _run(torch.tensor(expected, requires_grad=True) * 1.0, expected).passed
     assert _run(torch.tensor(expected, dtype=torch.float32), expected).passed
+    assert "float16 precision" in _run(torch.tensor(expected * 1.1, dtype=torch.bfloat16), expected).message
 
 
 # --------------------------------------------------------------------------- likely causes

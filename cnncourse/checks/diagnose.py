@@ -55,6 +55,8 @@ def float_bits(value) -> int | None:
     dtype = getattr(value, "dtype", None)
     if dtype is None:
         return 64 if isinstance(value, float) else None
+    if "bfloat16" in str(dtype):  # torch's bfloat16: NumPy has no such dtype
+        return 16
     try:
         dtype = np.dtype(str(dtype).replace("torch.", ""))
     except TypeError:
@@ -67,20 +69,21 @@ def float_bits(value) -> int | None:
 
 
 class NotNumeric(Exception):
-    pass
+    """The answer is not numbers (a string, a dict, a ragged list ...)."""
 
 
 def as_array(value) -> np.ndarray:
     """``value`` as a NumPy array (torch tensors and CuPy arrays too); NotNumeric if it is not numbers."""
     try:
         if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, possibly with grad
-            value = value.detach().cpu().numpy()
+            value = value.detach().cpu()
+            value = (value.float() if "bfloat16" in str(value.dtype) else value).numpy()
         arr = to_numpy(value) if hasattr(value, "shape") else np.asarray(value)
     except Exception as err:
         raise NotNumeric(f"expected a numeric array, got {type(value).__name__}") from err
     if arr.dtype.kind not in "biufc":
         raise NotNumeric(f"expected a numeric array, got {type(value).__name__}"
-                          + (f" of {arr.dtype}" if arr.dtype.kind != "O" else ""))
+                         + (f" of {arr.dtype}" if arr.dtype.kind != "O" else ""))
     return arr
 
 
@@ -245,7 +248,7 @@ def _diagnose_values(expected, got, tol: Tolerance, input_bits: int | None, note
         else:
             found.details.append(f"{g.ndim} axes instead of {e.ndim}")
         return found
-    bits = min(b for b in (float_bits(g), float_bits(e), input_bits, 64) if b is not None)
+    bits = min(b for b in (float_bits(got), float_bits(g), float_bits(e), input_bits, 64) if b is not None)
     g = g.astype(complex if e.dtype.kind == "c" else float)
     e = e.astype(complex if e.dtype.kind == "c" else float)
     finite = np.abs(e[np.isfinite(e)])
