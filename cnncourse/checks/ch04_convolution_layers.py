@@ -33,6 +33,23 @@ def _cases_4_1():
         rng.normal(size=(2, 2, 3, 3)), rng.normal(size=2), {"stride": 2, "pad": 2}
     yield "x (3, 1, 4, 4), w (5, 1, 1, 1) (a 1x1 convolution)", rng.normal(size=(3, 1, 4, 4)), \
         rng.normal(size=(5, 1, 1, 1)), rng.normal(size=5), {}
+    yield from random_cases_4_1(np.random.default_rng(4011), 3)
+
+
+def random_cases_4_1(rng, count):
+    """``count`` seeded random layers: batch, channels, filters, sizes, stride and padding all drawn."""
+    made = 0
+    while made < count:
+        n, c, f = (int(v) for v in rng.integers(1, 4, size=3))
+        kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+        h, w = (int(v) for v in rng.integers(3, 10, size=2))
+        stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        if kh > h + 2 * pad or kw > w + 2 * pad:
+            continue
+        made += 1
+        yield (f"random case {made}: x ({n}, {c}, {h}, {w}), w ({f}, {c}, {kh}, {kw}), stride={stride}, pad={pad}",
+               rng.normal(size=(n, c, h, w)), rng.normal(size=(f, c, kh, kw)), rng.normal(size=f),
+               {"stride": stride, "pad": pad})
 
 
 @exercise("4.1", "conv_layer_forward", notebook=NOTEBOOK,
@@ -51,6 +68,8 @@ def check_conv_layer_forward(fn):
             "padding added on one side only (after the image): pad zeros go before AND after each axis (H + 2p)":
                 _forward(x, w, b, stride, pad_widths=((0, pad), (0, pad))),
             "off-by-one padding: one zero too many on each side": _forward(x, w, b, stride, pad + 1),
+            "the padding is ignored: add `pad` zeros on each side of H and W before sliding":
+                _forward(x, w, b, stride, 0) if pad else None,
             "the stride is ignored: consecutive outputs must move the window `stride` pixels":
                 _forward(x, w, b, 1, pad),
             "only the first input channel is used: each filter sums over all C input channels":
