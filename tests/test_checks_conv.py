@@ -257,3 +257,19 @@ def test_random_cases_catch_a_stride_only_bug():
 def test_conv_layer_forward_ignored_padding_is_named():
     result = checks.check_conv_layer_forward(lambda x, w, b, *, stride=1, pad=0: _layer(x, w, b, stride=stride, pad=0))
     assert result.status == "failed" and "padding is ignored" in result.message.split("likely cause:")[1]
+
+
+def test_conv_layer_forward_padding_after_only_is_named():
+    result = checks.check_conv_layer_forward(lambda x, w, b, *, stride=1, pad=0:
+                                             _layer(_pad_sides(x, 0, pad), w, b, stride=stride))
+    assert result.status == "failed" and "one side only (after" in result.message.split("likely cause:")[1]
+
+
+def test_conv_layer_forward_random_cases_match_torch():
+    torch = pytest.importorskip("torch")
+    from cnncourse.checks import ch04_convolution_layers as ch04
+
+    for label, x, w, b, hyper in ch04._cases_4_1():
+        oracle = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                            stride=hyper.get("stride", 1), padding=hyper.get("pad", 0)).numpy()
+        assert np.allclose(ch04._forward(x, w, b, hyper.get("stride", 1), hyper.get("pad", 0)), oracle), label

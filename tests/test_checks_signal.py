@@ -237,3 +237,17 @@ def test_registry_lists_exercises(number):
     entry = checks.EXERCISES[number]
     assert entry.check.exercise_number == number
     assert entry.notebook.startswith(number.split(".")[0].zfill(2))
+
+
+def test_fft_method_check_sees_exec_defined_answers():
+    """Code exec()-ed from a string (filename "<string>"), as graders and tests run submissions, is the student's."""
+    namespace: dict = {}
+    exec("import numpy as np\n"
+         "def loop(x, w):\n"
+         "    m, n = len(w) // 2, len(x)\n"
+         "    return np.array([sum(w[j + m] * x[(i + j) % n] for j in range(-m, m + 1)) for i in range(n)])\n"
+         "def good(x, w):\n"
+         "    c = np.fft.irfft(np.fft.rfft(x) * np.conj(np.fft.rfft(w, len(x))), len(x))\n"
+         "    return np.roll(c, len(w) // 2)\n", namespace)
+    assert "no FFT" in checks.check_fft_correlate_periodic(namespace["loop"]).message
+    assert checks.check_fft_correlate_periodic(namespace["good"]).passed

@@ -62,7 +62,7 @@ def _is_student(filename: str) -> bool:
     """True for code outside the libraries (a notebook cell, a submission, a test file)."""
     known = _cache.get(filename)
     if known is None:
-        if filename.startswith("<frozen") or filename == "<string>":
+        if filename.startswith("<frozen"):  # "<string>", "<stdin>": code exec()-ed by a user is theirs
             known = False
         else:
             path = os.path.realpath(filename) if os.sep in filename else filename
