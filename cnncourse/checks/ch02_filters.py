@@ -112,20 +112,23 @@ def check_fft_correlate_periodic(fn):
         x, w = rng.normal(size=n), rng.normal(size=k)
         m = k // 2
         ref = signal.correlate1d(x, w, mode="same", boundary="periodic")
-        roll_missing = "the result is not re-centred: np.roll it by K//2 so that tap w[K//2] sits on each output"
-        wrong_way = "the result is rolled the wrong way: np.roll by +K//2 where -K//2 is needed, or the reverse"
         convolution = signal.convolve1d(x, w, mode="same", boundary="periodic")
         flip = "this is convolution: the filter must be flipped (or the spectrum conjugated) for correlation"
+        late, early = f"{m} sample{'s' * (m > 1)} late", f"{m} sample{'s' * (m > 1)} early"
         cases.append(Case(f"n={n}, K={k}", (x, w), expected=ref, mistakes={
             flip: convolution,
             # the plain product of the spectra, not rolled: convolution anchored at tap 0
             flip + "; the result is also not re-centred (np.roll by K//2)": np.roll(convolution, m),
             flip + "; the result is also rolled the wrong way": np.roll(convolution, -m),
-            # flipped filter and no roll leaves the result m samples late; the conjugated spectrum, m early
-            roll_missing: np.roll(ref, m),
-            roll_missing + " (with the conjugated spectrum, forward by K//2)": np.roll(ref, -m),
-            wrong_way: np.roll(ref, 2 * m),
-            wrong_way + " (with the conjugated spectrum)": np.roll(ref, -2 * m),
+            # flipped filter without a roll leaves the result K//2 samples late; conjugated spectrum, early
+            f"the result is not re-centred: it comes out K//2 = {late} (what the flipped filter gives); "
+            f"np.roll it by -K//2 so that tap w[K//2] sits on each output": np.roll(ref, m),
+            f"the result is not re-centred: it comes out K//2 = {early} (what the conjugated spectrum gives); "
+            f"np.roll it by +K//2 so that tap w[K//2] sits on each output": np.roll(ref, -m),
+            f"the result is rolled the wrong way: it is {2 * m} samples late; np.roll by -K//2, not +K//2":
+                np.roll(ref, 2 * m),
+            f"the result is rolled the wrong way: it is {2 * m} samples early; np.roll by +K//2, not -K//2":
+                np.roll(ref, -2 * m),
             "np.abs of the inverse FFT throws the signs away: take its real part (.real)": np.abs(ref),
         }))
     seen: list = []
