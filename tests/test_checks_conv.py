@@ -273,3 +273,17 @@ def test_conv_layer_forward_random_cases_match_torch():
         oracle = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
                                             stride=hyper.get("stride", 1), padding=hyper.get("pad", 0)).numpy()
         assert np.allclose(ch04._forward(x, w, b, hyper.get("stride", 1), hyper.get("pad", 0)), oracle), label
+
+
+def test_layer_shapes_random_nets_are_seeded_and_checked_against_the_modules():
+    from cnncourse.checks import ch04_convolution_layers as ch04
+
+    nets = list(ch04.random_nets_4_2(np.random.default_rng(4021), 3))
+    assert [n[2] for n in nets] == [n[2] for n in ch04.random_nets_4_2(np.random.default_rng(4021), 3)]
+    assert len(nets) == 3 and all(n[2][-1]["type"] == "dense" for n in nets)
+    # independent oracle: the test's own hand-written calculator agrees with layer_table
+    for name, input_shape, layers in nets:
+        table = receptive.layer_table(input_shape, layers)
+        assert table == _student_table(input_shape, layers), name
+    result = checks.check_layer_shapes(_student_table)
+    assert result.passed and result.cases_total == 13 + 3
