@@ -195,10 +195,18 @@ def _fft_per_sample(x, w):
 
 def test_fft_correlate_periodic_requires_the_fft_route():
     loop = checks.check_fft_correlate_periodic(_loop)
-    assert loop.status == "failed" and "the values are right" in loop.message and "no FFT" in loop.message
+    assert loop.status == "failed" and "the values are right" in loop.message and "never calls np.fft" in loop.message
     package = checks.check_fft_correlate_periodic(lambda x, w: signal.correlate1d(x, w, boundary="periodic",
                                                                                    method="fft"))
     assert package.status == "failed" and "cc.signal.correlate1d" in package.message
+    import scipy.signal
+
+    def hidden_fft(x, w):                                   # the FFT runs inside SciPy, not in the answer
+        n = len(x)
+        return scipy.signal.fftconvolve(np.tile(x, 3), w[::-1], mode="same")[n:2 * n]
+
+    hidden = checks.check_fft_correlate_periodic(hidden_fft)
+    assert hidden.status == "failed" and "never calls np.fft" in hidden.message, hidden.message
     per_sample = checks.check_fft_correlate_periodic(_fft_per_sample)
     assert per_sample.status == "failed" and "loops over the samples" in per_sample.message
     assert checks.check_fft_correlate_periodic(_raise).status == "not attempted"
@@ -249,5 +257,5 @@ def test_fft_method_check_sees_exec_defined_answers():
          "def good(x, w):\n"
          "    c = np.fft.irfft(np.fft.rfft(x) * np.conj(np.fft.rfft(w, len(x))), len(x))\n"
          "    return np.roll(c, len(w) // 2)\n", namespace)
-    assert "no FFT" in checks.check_fft_correlate_periodic(namespace["loop"]).message
+    assert "never calls np.fft" in checks.check_fft_correlate_periodic(namespace["loop"]).message
     assert checks.check_fft_correlate_periodic(namespace["good"]).passed

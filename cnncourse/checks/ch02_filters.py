@@ -91,7 +91,8 @@ def _method_problem(fn) -> str | None:
         return (f"it calls {shortcut[0].replace('cnncourse.', 'cc.')}, which the exercise does not allow; "
                 + _NOT_FFT)
     if long.fft_calls == 0:
-        return "no FFT is computed in the function (np.fft / scipy.fft is never called): " + _NOT_FFT
+        return ("your function never calls np.fft or scipy.fft itself (an FFT hidden inside another library "
+                "function, such as scipy.signal.fftconvolve, does not count): " + _NOT_FFT)
     if long.lines > short.lines + 64 or long.fft_calls > short.fft_calls:
         return (f"it loops over the samples ({short.lines} lines run for n=32, {long.lines} for n=512): "
                 "the FFT route needs no loop, only whole-array operations")
