@@ -186,3 +186,104 @@ def test_layer_shapes_wrong_form_is_explained():
     flat = checks.check_layer_shapes(lambda s, l: [(math.prod(sh), p) for sh, p in _student_table(s, l)])
     assert "must be a tuple" in flat.message
     assert "expected a function" in checks.check_layer_shapes(42).message
+
+
+# --------------------------------------------------------------------------- issue 21: causes and random cases
+
+
+def _loops_sized_without_dilation(x, w, *, pad=0, stride=1, dilation=1):
+    """3.1 with the output size computed as if dilation were 1 (a classic slip)."""
+    xp = np.pad(np.asarray(x, dtype=float), pad)
+    kh, kw = w.shape
+    oh, ow = (xp.shape[0] - kh) // stride + 1, (xp.shape[1] - kw) // stride + 1
+    z = np.zeros((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[i * stride: i * stride + dilation * (kh - 1) + 1: dilation,
+                       j * stride: j * stride + dilation * (kw - 1) + 1: dilation]
+            z[i, j] = np.sum(patch * w)
+    return z
+
+
+def test_correlate2d_padded_size_without_dilation_gets_a_cause():
+    result = checks.check_correlate2d_padded(_loops_sized_without_dilation)
+    assert result.status == "failed" and "dilation=2" in result.message
+    assert "broadcast" in result.message                      # the student's own error is still shown
+    assert "ignores the dilation" in result.message.split("likely cause:")[1]
+
+
+def test_correlate2d_padded_error_hint_keeps_type_and_traceback():
+    from cnncourse.checks.probes import explain_errors
+
+    def boom(x, w, **kw):
+        return np.ones((2, 3)) * np.ones((3, 2))
+
+    wrapped = explain_errors(boom, lambda err, args, kwargs: "a cause")
+    with pytest.raises(ValueError) as info:
+        wrapped(1, 2)
+    assert "likely cause: a cause" in str(info.value)
+    assert any(frame.name == "boom" for frame in __import__("traceback").extract_tb(info.value.__traceback__))
+
+
+def test_layer_checks_have_seeded_random_cases():
+    from cnncourse.checks import ch03_convolution_2d as ch03, ch04_convolution_layers as ch04
+
+    first = [label for label, *_ in ch03._cases_3_1()]
+    assert first == [label for label, *_ in ch03._cases_3_1()]   # seeded: the same cases every run
+    assert sum(label.startswith("random case") for label in first) == 3
+    random_4_1 = [case for case in ch04._cases_4_1() if case[0].startswith("random case")]
+    assert len(random_4_1) == 3
+    # the random cases draw real variety: more than one stride, and some padding
+    assert len({case[4]["stride"] for case in random_4_1}) > 1 or len({case[4]["pad"] for case in random_4_1}) > 1
+    # an independent oracle agrees with the check's expected answers on the random cases
+    scipy_signal = pytest.importorskip("scipy.signal")
+    for label, x, w, hyper in ch03._cases_3_1():
+        if label.startswith("random case"):
+            p, s, d = hyper["pad"], hyper["stride"], hyper["dilation"]
+            holes = np.zeros((d * (w.shape[0] - 1) + 1, d * (w.shape[1] - 1) + 1))
+            holes[::d, ::d] = w
+            oracle = scipy_signal.correlate2d(np.pad(x, p), holes, mode="valid")[::s, ::s]
+            assert np.allclose(ch03._reference(x, w, p, s, d), oracle)
+
+
+def test_random_cases_catch_a_stride_only_bug():
+    """An answer right for stride 1 and 2 but wrong for stride 3 fails (the fixed cases alone had one stride-3 case)."""
+    def stride_capped(x, w, *, pad=0, stride=1, dilation=1):
+        return _corr(x, w, pad, min(stride, 2), dilation)
+
+    assert checks.check_correlate2d_padded(stride_capped).status == "failed"
+
+
+def test_conv_layer_forward_ignored_padding_is_named():
+    result = checks.check_conv_layer_forward(lambda x, w, b, *, stride=1, pad=0: _layer(x, w, b, stride=stride, pad=0))
+    assert result.status == "failed" and "padding is ignored" in result.message.split("likely cause:")[1]
+
+
+def test_conv_layer_forward_padding_after_only_is_named():
+    result = checks.check_conv_layer_forward(lambda x, w, b, *, stride=1, pad=0:
+                                             _layer(_pad_sides(x, 0, pad), w, b, stride=stride))
+    assert result.status == "failed" and "one side only (after" in result.message.split("likely cause:")[1]
+
+
+def test_conv_layer_forward_random_cases_match_torch():
+    torch = pytest.importorskip("torch")
+    from cnncourse.checks import ch04_convolution_layers as ch04
+
+    for label, x, w, b, hyper in ch04._cases_4_1():
+        oracle = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                            stride=hyper.get("stride", 1), padding=hyper.get("pad", 0)).numpy()
+        assert np.allclose(ch04._forward(x, w, b, hyper.get("stride", 1), hyper.get("pad", 0)), oracle), label
+
+
+def test_layer_shapes_random_nets_are_seeded_and_checked_against_the_modules():
+    from cnncourse.checks import ch04_convolution_layers as ch04
+
+    nets = list(ch04.random_nets_4_2(np.random.default_rng(4021), 3))
+    assert [n[2] for n in nets] == [n[2] for n in ch04.random_nets_4_2(np.random.default_rng(4021), 3)]
+    assert len(nets) == 3 and all(n[2][-1]["type"] == "dense" for n in nets)
+    # independent oracle: the test's own hand-written calculator agrees with layer_table
+    for name, input_shape, layers in nets:
+        table = receptive.layer_table(input_shape, layers)
+        assert table == _student_table(input_shape, layers), name
+    result = checks.check_layer_shapes(_student_table)
+    assert result.passed and result.cases_total == 13 + 3

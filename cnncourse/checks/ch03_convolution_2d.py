@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import conv
 from .core import Case, exercise, run_cases
+from .probes import explain_errors
 
 NOTEBOOK = "03_convolution_2d"
 
@@ -29,6 +30,35 @@ def _cases_3_1():
         {"pad": 1, "dilation": 2}
     yield "10x9 image, 2x3 kernel, pad=1, stride=3, dilation=2", rng.normal(size=(10, 9)), rng.normal(size=(2, 3)), \
         {"pad": 1, "stride": 3, "dilation": 2}
+    yield from random_cases_3_1(np.random.default_rng(3011), 3)
+
+
+def random_cases_3_1(rng, count):
+    """``count`` seeded random cases: image and kernel sizes, pad, stride and dilation all drawn."""
+    made = 0
+    while made < count:
+        kh, kw = (int(v) for v in rng.integers(2, 5, size=2))
+        pad, stride, dilation = int(rng.integers(0, 3)), int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        h, w = (int(v) for v in rng.integers(4, 13, size=2))
+        if dilation * (kh - 1) + 1 > h + 2 * pad or dilation * (kw - 1) + 1 > w + 2 * pad:
+            continue  # no valid position: not a case
+        made += 1
+        yield (f"random case {made}: {h}x{w} image, {kh}x{kw} kernel, pad={pad}, stride={stride}, dilation={dilation}",
+               rng.normal(size=(h, w)), rng.normal(size=(kh, kw)), {"pad": pad, "stride": stride, "dilation": dilation})
+
+
+def _explain_3_1(err, args, kwargs) -> str | None:
+    """A likely cause for an exception raised by a 3.1 answer."""
+    dilation = kwargs.get("dilation", 1)
+    text = str(err)
+    if dilation > 1 and isinstance(err, (ValueError, IndexError)) and ("broadcast" in text or "index" in text):
+        return ("the output size ignores the dilation: a dilated kernel spans d(k-1)+1 pixels, so "
+                "OH = (H + 2p - d(KH-1) - 1) // s + 1; sized with KH alone, the last windows run off the "
+                "padded image and come out smaller than the kernel")
+    if isinstance(err, (ValueError, IndexError)) and "broadcast" in text:
+        return ("a window and the kernel have different shapes: each window must be KH x KW taps, "
+                "spaced `dilation` apart (slice with a step), and the output size must leave room for it")
+    return None
 
 
 @exercise("3.1", "correlate2d_padded", notebook=NOTEBOOK,
@@ -58,4 +88,4 @@ def check_correlate2d_padded(fn):
         mistakes = {cause: answer for cause, answer in mistakes.items()
                     if answer is not None and cause is not None}
         cases.append(Case(label, (x, w), hyper, expected=_reference(x, w, pad, stride, dilation), mistakes=mistakes))
-    return run_cases("3.1", "correlate2d_padded", fn, cases)
+    return run_cases("3.1", "correlate2d_padded", explain_errors(fn, _explain_3_1), cases)

@@ -33,6 +33,23 @@ def _cases_4_1():
         rng.normal(size=(2, 2, 3, 3)), rng.normal(size=2), {"stride": 2, "pad": 2}
     yield "x (3, 1, 4, 4), w (5, 1, 1, 1) (a 1x1 convolution)", rng.normal(size=(3, 1, 4, 4)), \
         rng.normal(size=(5, 1, 1, 1)), rng.normal(size=5), {}
+    yield from random_cases_4_1(np.random.default_rng(4011), 3)
+
+
+def random_cases_4_1(rng, count):
+    """``count`` seeded random layers: batch, channels, filters, sizes, stride and padding all drawn."""
+    made = 0
+    while made < count:
+        n, c, f = (int(v) for v in rng.integers(1, 4, size=3))
+        kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
+        h, w = (int(v) for v in rng.integers(3, 10, size=2))
+        stride, pad = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        if kh > h + 2 * pad or kw > w + 2 * pad:
+            continue
+        made += 1
+        yield (f"random case {made}: x ({n}, {c}, {h}, {w}), w ({f}, {c}, {kh}, {kw}), stride={stride}, pad={pad}",
+               rng.normal(size=(n, c, h, w)), rng.normal(size=(f, c, kh, kw)), rng.normal(size=f),
+               {"stride": stride, "pad": pad})
 
 
 @exercise("4.1", "conv_layer_forward", notebook=NOTEBOOK,
@@ -51,6 +68,8 @@ def check_conv_layer_forward(fn):
             "padding added on one side only (after the image): pad zeros go before AND after each axis (H + 2p)":
                 _forward(x, w, b, stride, pad_widths=((0, pad), (0, pad))),
             "off-by-one padding: one zero too many on each side": _forward(x, w, b, stride, pad + 1),
+            "the padding is ignored: add `pad` zeros on each side of H and W before sliding":
+                _forward(x, w, b, stride, 0) if pad else None,
             "the stride is ignored: consecutive outputs must move the window `stride` pixels":
                 _forward(x, w, b, 1, pad),
             "only the first input channel is used: each filter sums over all C input channels":
@@ -173,12 +192,46 @@ def _layer_text(spec: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in spec.items() if k != "type").join((f"{spec['type']}(", ")"))
 
 
+def random_nets_4_2(rng, count):
+    """``count`` seeded random networks: conv and pool layers of random sizes, then a dense layer."""
+    made = 0
+    while made < count:
+        input_shape = (int(rng.integers(1, 4)), int(rng.integers(8, 20)), int(rng.integers(8, 20)))
+        layers = []
+        for _ in range(int(rng.integers(2, 4))):
+            if rng.random() < 0.7:
+                spec = {"type": "conv", "filters": int(rng.integers(2, 9)), "k": int(rng.integers(1, 6)),
+                        "stride": int(rng.integers(1, 3)), "pad": int(rng.integers(0, 3))}
+                if rng.random() < 0.3:
+                    spec["bias"] = False
+            else:
+                spec = {"type": "pool", "k": int(rng.integers(2, 4))}
+                if rng.random() < 0.5:
+                    spec["stride"] = int(rng.integers(1, 3))
+            layers.append(spec)
+        layers.append({"type": "dense", "units": int(rng.integers(2, 12))})
+        if not any(spec["type"] == "conv" for spec in layers):
+            continue
+        try:
+            receptive.layer_table(input_shape, layers)
+        except ValueError:  # a layer with no valid position: draw again
+            continue
+        made += 1
+        yield f"random net {made}", input_shape, layers
+
+
 @exercise("4.2", "layer_shapes", notebook=NOTEBOOK, forbidden=("cnncourse.receptive.layer_table",))
 def check_layer_shapes(fn):
-    """``fn(input_shape, layers) -> [(output_shape, n_params), ...]``, checked one layer at a time."""
+    """``fn(input_shape, layers) -> [(output_shape, n_params), ...]``, checked one layer at a time.
+
+    The fixed networks are checked after every layer; a few seeded random networks, as a whole.
+    """
     cases = []
-    for name, input_shape, layers in _NETS_4_2:
-        for depth in range(1, len(layers) + 1):
+    nets = [(name, shape, layers, range(1, len(layers) + 1)) for name, shape, layers in _NETS_4_2]
+    nets += [(name, shape, layers, (len(layers),))
+             for name, shape, layers in random_nets_4_2(np.random.default_rng(4021), 3)]
+    for name, input_shape, layers, depths in nets:
+        for depth in depths:
             prefix = layers[:depth]
             shape, params = _table_with(input_shape, prefix)[-1]
             mistakes = {}
@@ -187,7 +240,11 @@ def check_layer_shapes(fn):
                 if table is not None:
                     wrong_shape, wrong_params = table[-1]
                     mistakes[cause] = (np.asarray(wrong_shape, dtype=float), wrong_params)
-            label = (f"{name}, input {input_shape}, layer {depth} of {len(layers)} {_layer_text(prefix[-1])} "
+            if name.startswith("random"):  # nobody has seen this net: spell it all out
+                where = f"layers {', '.join(_layer_text(spec) for spec in layers)}, the last layer"
+            else:
+                where = f"layer {depth} of {len(layers)} {_layer_text(prefix[-1])}"
+            label = (f"{name}, input {input_shape}, {where} "
                      f"(compared: output 1 = its output shape, output 2 = its parameter count)")
             cases.append(Case(label, (input_shape, prefix), expected=(np.asarray(shape, dtype=float), params),
                               mistakes=mistakes))
