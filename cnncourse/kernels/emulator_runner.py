@@ -73,8 +73,13 @@ def kernel(module: str, name_expression: str, *, sanitize: bool = False) -> emul
     return emulator.compile_kernel(source_path(module), name_expression, sanitize=sanitize)
 
 
-def run_plan(plan: LaunchPlan, inputs: dict, options: EmulatorOptions | None = None) -> dict:
-    """Launch ``plan`` on the emulator with NumPy ``inputs`` (by name); return its outputs by name."""
+def run_plan(plan: LaunchPlan, inputs: dict, options: EmulatorOptions | None = None, *,
+             source: str | None = None) -> dict:
+    """Launch ``plan`` on the emulator with NumPy ``inputs`` (by name); return its outputs by name.
+
+    ``source`` replaces the module's ``.cu`` text (a variant of the kernel with
+    the same signature: the tests plant bugs this way and check that they show).
+    """
     opts = options or active() or EmulatorOptions()
     check_plan(plan)
     ready = {name: np.ascontiguousarray(a) for name, a in inputs.items()}
@@ -88,7 +93,10 @@ def run_plan(plan: LaunchPlan, inputs: dict, options: EmulatorOptions | None = N
             args.append(outs[v.name])
         else:
             args.append(plan.scalar_value(arg))
-    k = kernel(plan.module, plan.kernel, sanitize=opts.sanitize)
+    if source is None:
+        k = kernel(plan.module, plan.kernel, sanitize=opts.sanitize)
+    else:
+        k = emulator.compile_kernel(source, plan.kernel, sanitize=opts.sanitize, filename=f"{plan.module}_variant.cu")
     k(plan.grid, plan.block, args, shared_mem=plan.shared_bytes, shuffle=opts.shuffle, seed=opts.seed)
     return outs
 
