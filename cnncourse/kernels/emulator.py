@@ -457,7 +457,7 @@ def _build(cxx: str, wrapper: str, lib_path: Path, flags, source_file: Path, nam
         if result.returncode != 0:
             raise EmulatorCompileError(
                 f"{source_file.name} ({name_expression}) did not compile for the CPU emulator:\n"
-                + _trim(result.stderr))
+                + _trim(result.stderr.replace(str(source_file.parent) + os.sep, "")))
         os.replace(out, lib_path)
 
 
