@@ -50,7 +50,6 @@ with ``sanitize=True`` (AddressSanitizer and UBSan) in a process started with
 """
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import hashlib
@@ -309,15 +308,23 @@ def parse_signature(source: str, name_expression: str) -> list[Param]:
 # ----------------------------------------------------------------------------- compile
 
 
-class _Launch(ctypes.Structure):
-    _fields_ = [
-        ("grid", ctypes.c_uint * 3),
-        ("block", ctypes.c_uint * 3),
-        ("dynamic_shared", ctypes.c_longlong),
-        ("seed", ctypes.c_ulonglong),
-        ("shuffle", ctypes.c_int),
-        ("fill_shared", ctypes.c_int),
-    ]
+@functools.cache
+def _launch_struct():
+    """The ctypes mirror of ``cnncourse_emu::Launch`` (ctypes is imported only when a kernel runs:
+    the grading sandbox refuses to import it, and importing the package must still work there)."""
+    import ctypes
+
+    class Launch(ctypes.Structure):
+        _fields_ = [
+            ("grid", ctypes.c_uint * 3),
+            ("block", ctypes.c_uint * 3),
+            ("dynamic_shared", ctypes.c_longlong),
+            ("seed", ctypes.c_ulonglong),
+            ("shuffle", ctypes.c_int),
+            ("fill_shared", ctypes.c_int),
+        ]
+
+    return Launch
 
 
 _EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?P<decl>[^;]*?)(?P<name>\w+)\s*\[\s*\]\s*;")
@@ -376,9 +383,11 @@ def _wrapper(source_file: Path, source: str, name_expression: str) -> str:
 
 
 @functools.cache
-def _load(path: str) -> ctypes.CDLL:
+def _load(path: str):
+    import ctypes
+
     lib = ctypes.CDLL(path)
-    lib.cnncourse_emu_launch.argtypes = [ctypes.POINTER(_Launch), ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_int]
+    lib.cnncourse_emu_launch.argtypes = [ctypes.POINTER(_launch_struct()), ctypes.POINTER(ctypes.c_void_p), ctypes.c_char_p, ctypes.c_int]
     lib.cnncourse_emu_launch.restype = ctypes.c_int
     lib.cnncourse_emu_param_count.restype = ctypes.c_int
     lib.cnncourse_emu_param_sizes.argtypes = [ctypes.POINTER(ctypes.c_int)]
@@ -496,6 +505,8 @@ class Kernel:
         self.path = path
         self.name = name_expression
         self.params = params
+        import ctypes
+
         self._lib = _load(path)
         count = self._lib.cnncourse_emu_param_count()
         if count != len(params):
@@ -518,6 +529,8 @@ class Kernel:
         type (``const`` ones may be read-only); scalar parameters take a NumPy
         scalar of the exact type, or a Python number that fits.
         """
+        import ctypes
+
         grid3 = _dims(grid, "grid", self.name)
         block3 = _dims(block, "block", self.name)
         if np.prod(block3) > 1024:
@@ -550,7 +563,7 @@ class Kernel:
                 v = _scalar(p, a, self.name)
                 keep.append(v)
                 slots[i] = v.ctypes.data
-        launch = _Launch((ctypes.c_uint * 3)(*grid3), (ctypes.c_uint * 3)(*block3), int(shared_mem),
+        launch = _launch_struct()((ctypes.c_uint * 3)(*grid3), (ctypes.c_uint * 3)(*block3), int(shared_mem),
                          int(seed) & (2**64 - 1), int(bool(shuffle)), int(bool(fill_shared)))
         err = ctypes.create_string_buffer(1024)
         rc = self._lib.cnncourse_emu_launch(ctypes.byref(launch), slots, err, len(err))
