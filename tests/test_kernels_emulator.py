@@ -597,3 +597,14 @@ def test_address_sanitizer_catches_a_planted_out_of_bounds_write(tmp_path):
     assert result.returncode != 0 and "NOT-CAUGHT" not in result.stdout
     assert re.search(r"AddressSanitizer: (heap|global|stack)-buffer-overflow", result.stderr), result.stderr[-3000:]
     assert "planted_off_by_one.cu:" in result.stderr or "conv1d" in result.stderr
+
+
+def test_the_header_ships_as_package_data():
+    import tomllib
+
+    root = Path(cnncourse.__file__).resolve().parent
+    pyproject = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["cnncourse"]
+    assert any(Path("kernels/cuda_emu.h").match(p) for p in patterns), patterns
+    assert E.header_path() == root / "kernels" / "cuda_emu.h" and E.header_path().exists()
+    assert "not modelled" in E.__doc__.lower() and "warps" in E.__doc__ and "speed" in E.__doc__

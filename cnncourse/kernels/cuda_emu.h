@@ -35,8 +35,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <random>
-#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
