@@ -107,6 +107,53 @@ def check_conv1d_thread(fn):
     return run_cases("5.2", "conv1d_thread", lambda x, w: run_conv1d_threads(fn, x, w), cases)
 
 
+# ----------------------------------------------------------------------------- 5.4 a layer from your im2col
+
+
+def _conv_ref(x, w, b, stride, pad):
+    from ..conv import conv_forward
+
+    return conv_forward(x, w, b, stride=stride, pad=pad)[0]
+
+
+def _layer_cases():
+    """(label, x, w, b, stride, pad)."""
+    rng = np.random.default_rng(504)
+    yield "x (2, 3, 6, 7), w (4, 3, 3, 3), stride 1, pad 1", rng.normal(size=(2, 3, 6, 7)), rng.normal(size=(4, 3, 3, 3)), \
+        rng.normal(size=4), 1, 1
+    yield "x (1, 2, 9, 8), w (5, 2, 3, 2), stride 2, pad 0", rng.normal(size=(1, 2, 9, 8)), rng.normal(size=(5, 2, 3, 2)), \
+        rng.normal(size=5), 2, 0
+    yield "x (3, 4, 5, 5), w (2, 4, 1, 1), stride 1, pad 0 (a 1x1 layer)", rng.normal(size=(3, 4, 5, 5)), \
+        rng.normal(size=(2, 4, 1, 1)), rng.normal(size=2), 1, 0
+    yield "x (1, 1, 7, 4), w (3, 1, 5, 3), stride 1, pad 2", rng.normal(size=(1, 1, 7, 4)), rng.normal(size=(3, 1, 5, 3)), \
+        rng.normal(size=3), 1, 2
+
+
+@exercise("5.4", "conv_layer_im2col", notebook=NOTEBOOK,
+          forbidden=("cnncourse.conv.conv_forward", "cnncourse.conv.conv_forward_naive", "cnncourse.im2col.im2col",
+                     "cnncourse.im2col.im2col_cpu"))
+def check_conv_layer_im2col(fn):
+    """``fn(x, w, b, *, stride=1, pad=0)``: the layer of 4.1 as your 5.1 im2col and one matrix product."""
+    cases = []
+    for label, x, w, b, stride, pad in _layer_cases():
+        F = w.shape[0]
+        ref = _conv_ref(x, w, b, stride, pad)
+        mistakes = {
+            "the bias is missing: add b[f] to every pixel of output map f (b[:, None] against (F, OH*OW))":
+                _conv_ref(x, w, None, stride, pad),
+            "the weights are flattened the wrong way: W_mat is w.reshape(F, -1), one filter per row, "
+            "not w.reshape(-1, F)": _conv_ref(x, w.reshape(-1, F).T.reshape(w.shape), b, stride, pad),
+            "the kernel is flipped (true convolution); a conv layer cross-correlates":
+                _conv_ref(x, w[:, :, ::-1, ::-1].copy(), b, stride, pad),
+        }
+        if ref.shape[2] != ref.shape[3]:
+            flat = ref.reshape(ref.shape[0], F, -1)
+            mistakes["the product (N, F, OH*OW) is reshaped in the wrong order: reshape it to (N, F, OH, OW), "
+                     "OW fastest"] = flat.reshape(ref.shape[0], F, ref.shape[3], ref.shape[2])
+        cases.append(Case(label, (x, w, b), {"stride": stride, "pad": pad}, expected=ref, mistakes=mistakes))
+    return run_cases("5.4", "conv_layer_im2col", fn, cases)
+
+
 # ----------------------------------------------------------------------------- 5.3 a CUDA C kernel (ungraded)
 #
 # Ungraded on purpose: checking it means compiling the student's C source and
