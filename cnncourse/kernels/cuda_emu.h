@@ -27,6 +27,10 @@
 // blocks, speed.
 #pragma once
 
+#if defined(__APPLE__) && !defined(_XOPEN_SOURCE)
+#define _XOPEN_SOURCE 600  // macOS hides the (deprecated, still working) ucontext functions otherwise
+#endif
+
 #include <algorithm>
 #include <cassert>
 #include <cmath>

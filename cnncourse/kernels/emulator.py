@@ -58,6 +58,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -133,7 +134,13 @@ CTYPES: dict[str, np.dtype] = {
 
 
 def find_compiler() -> str | None:
-    """Path of the host C++ compiler: ``$CXX``, else ``c++``, ``g++``, ``clang++``; None if there is none."""
+    """Path of the host C++ compiler: ``$CXX``, else ``c++``, ``g++``, ``clang++``; None if there is none.
+
+    Always None on Windows: the emulator's threads are POSIX ``ucontext`` fibers
+    (Linux and macOS; on Windows use WSL).
+    """
+    if sys.platform == "win32":
+        return None
     cxx = os.environ.get("CXX")
     candidates = [cxx] if cxx else []
     candidates += ["c++", "g++", "clang++"]
@@ -414,7 +421,8 @@ def compile_kernel(source: str | Path, name_expression: str, *, sanitize: bool =
     cxx = find_compiler()
     if cxx is None:
         raise EmulatorUnavailable(
-            "the CUDA emulator needs a C++ compiler (set $CXX, or install g++ or clang++); none was found")
+            "the CUDA emulator needs a C++ compiler (set $CXX, or install g++ or clang++) on Linux or macOS; "
+            "none was found")
     if sanitize and not asan_loaded():
         raise EmulatorError(
             "a sanitized kernel can only be loaded into a process started with AddressSanitizer preloaded: "
