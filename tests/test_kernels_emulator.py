@@ -294,6 +294,17 @@ def test_numpy_outside_emulated_says_how_to_run_it():
     assert "numpy.ndarray" in msg and "GPU" in msg and "emulated()" in msg
 
 
+def test_gpu_arrays_inside_emulated_are_a_type_error():
+    class FakeCupyArray:
+        __module__ = "cupy"
+
+        def __init__(self, shape):
+            self.shape, self.dtype, self.ndim = shape, np.dtype(np.float32), len(shape)
+
+    with K.emulated(), pytest.raises(TypeError, match="inside cnncourse.kernels.emulated\\(\\) x must be a NumPy array"):
+        K.relu_forward_gpu(FakeCupyArray((3,)))
+
+
 def test_emulated_returns_numpy_and_is_scoped():
     x = np.linspace(-1, 1, 9, dtype=np.float32)
     with K.emulated() as opts:

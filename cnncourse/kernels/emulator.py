@@ -22,7 +22,7 @@ What is modelled
       barrier), so a kernel that relies on an order a GPU does not promise
       gives different results;
     * ``__syncthreads()`` is a real barrier: every thread is a fiber with its
-      own stack, and no thread passes a barrier before all threads of its
+      own stack (128 KiB: no large local arrays), and no thread passes a barrier before all threads of its
       block have reached the *same* ``__syncthreads()`` call.  A block in
       which some threads wait while others returned, or wait at another call,
       is an :class:`EmulatorError`;
