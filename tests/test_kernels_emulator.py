@@ -419,6 +419,20 @@ def test_shuffle_mode_changes_an_order_dependent_result():
     assert out[0] == again  # ... and is repeatable for one seed
 
 
+def test_extern_c_kernels_and_cuda_includes_compile():
+    k = _kernel("""
+        #include <cuda_runtime.h>
+        __device__ __forceinline__ float twice(float v) { return 2.0f * v; }
+        extern "C" __global__ void scale(const float* __restrict__ x, float* __restrict__ y, int n) {
+            for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x)
+                y[i] = twice(x[i]) + min(i, 3) + fmaxf(0.0f, -1.0f);
+        }""", "scale")
+    x = np.arange(10, dtype=np.float32)
+    y = np.zeros_like(x)
+    k((2,), (3,), [x, y, 10], shuffle=True)
+    np.testing.assert_array_equal(y, 2 * x + np.minimum(np.arange(10), 3))
+
+
 def test_atomic_add_sums_every_thread():
     k = _kernel("""
         __global__ void count(float* total, int* hits, int n) {

@@ -462,13 +462,28 @@ def compile_kernel(source: str | Path, name_expression: str, *, sanitize: bool =
 compile_count = 0
 
 
+#: CUDA headers a kernel file may include; the emulator's header already provides what they would.
+_STUB_HEADERS = ("cuda_runtime.h", "cuda.h", "device_launch_parameters.h", "cuda_runtime_api.h")
+
+
+def _stub_include_dir(root: Path) -> Path:
+    stubs = root / "include"
+    stubs.mkdir(exist_ok=True)
+    for name in _STUB_HEADERS:
+        path = stubs / name
+        if not path.exists():
+            path.write_text("// cnncourse emulator: provided by cuda_emu.h\n#pragma once\n", encoding="utf-8")
+    return stubs
+
+
 def _build(cxx: str, wrapper: str, lib_path: Path, flags, source_file: Path, name_expression: str) -> None:
     global compile_count
+    stubs = _stub_include_dir(lib_path.parent)
     with tempfile.TemporaryDirectory(dir=lib_path.parent, prefix="build-") as tmp:
         cpp = Path(tmp) / "wrapper.cpp"
         cpp.write_text(wrapper, encoding="utf-8")
         out = Path(tmp) / lib_path.name
-        cmd = [cxx, *flags, str(cpp), "-o", str(out)]
+        cmd = [cxx, *flags, f"-I{stubs}", str(cpp), "-o", str(out)]
         compile_count += 1
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
