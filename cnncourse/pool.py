@@ -182,7 +182,9 @@ def max_pool_forward(x, *, size=2, stride=None, pad=0):
     them is the arg-max -- the first in row-major window order (top row first,
     left to right) -- so the gradient is never duplicated.  PyTorch's CPU
     kernel makes the same choice (tested); other libraries and GPU kernels
-    may pick a different winner among ties.
+    may pick a different winner among ties.  A NaN propagates: a window
+    holding one gives NaN, and its arg-max is the first NaN (as
+    ``numpy.argmax`` and PyTorch), so the gradient goes there.
 
     Raises:
         ValueError: ``x`` not 4-D, size/stride < 1, pad negative or more than
@@ -212,7 +214,10 @@ def max_pool_forward(x, *, size=2, stride=None, pad=0):
     out = slabs[0].copy(order="K")
     argmax = xp.zeros_like(out, dtype=np.uint8 if len(slabs) <= 256 else np.int32)  # zeros_like keeps the order
     for k in range(1, len(slabs)):
-        better = slabs[k] > out  # strict: on a tie the earlier position keeps the arg-max
+        # strict: on a tie the earlier position keeps the arg-max. NaN wins (as in
+        # numpy.argmax and PyTorch): not(s <= out) is s > out or s NaN, and once
+        # out is NaN (out != out) the first NaN keeps the arg-max.
+        better = ~(slabs[k] <= out) & (out == out)
         xp.maximum(out, slabs[k], out=out)
         # Positions come in increasing k, so "max(argmax, k where better)" moves the
         # arg-max to k exactly where this position beats every earlier one.

@@ -7,9 +7,10 @@ Three layers, so a typo never waits for a GPU to be found:
   nvcc is not on PATH).
 * Pure Python: grid/block computation and the argument checks, which run before
   CuPy is touched (exercised with a stand-in array class that looks like CuPy's).
-* GPU (``-m gpu``): each kernel equals the NumPy reference -- float32 to 1e-5,
-  float64 to 1e-10 -- on odd sizes, with stride/padding/dilation and
-  non-contiguous inputs.
+* GPU (``-m gpu``) and the CPU emulator (``K.emulated()``, no GPU needed): each
+  kernel equals the NumPy reference -- float32 to 1e-5, float64 to 1e-10 -- on
+  odd sizes, with stride/padding/dilation and non-contiguous inputs.  Tests
+  of the CuPy dispatch of the layers stay GPU-only.
 """
 from __future__ import annotations
 
@@ -351,18 +352,28 @@ def _assert_close(got, want):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-# The conftest ``xp`` fixture restricted to its CuPy parameter (same mark, same skip reason):
-# the kernels take CuPy arrays only, their NumPy twins are tested beside the layers.
-on_gpu = pytest.mark.parametrize(
-    "xp",
-    [pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu, pytest.mark.skipif(
-        cupy_or_none() is None, reason="no usable GPU (CuPy missing or no CUDA device)")])],
-    indirect=True,
-)
+# Two backends for the kernel tests: CuPy on a real GPU (marked ``gpu``, skipped without one), and the
+# CPU emulator (NumPy arrays inside ``K.emulated()``, skipped without a C++ compiler). Both run the
+# same launch plans, so every assertion below holds on either.
+_NO_GPU = pytest.mark.skipif(cupy_or_none() is None, reason="no usable GPU (CuPy missing or no CUDA device)")
+_NO_CXX = pytest.mark.skipif(K.emulator.find_compiler() is None, reason="no C++ compiler: the CUDA emulator is off")
+GPU_PARAM = pytest.param("cupy", id="cupy", marks=[pytest.mark.gpu, _NO_GPU])
+on_gpu = pytest.mark.parametrize("xp", [GPU_PARAM, pytest.param("emulator", id="emulator", marks=_NO_CXX)], indirect=True)
+gpu_only = pytest.mark.parametrize("xp", [GPU_PARAM], indirect=True)
+
+
+@pytest.fixture
+def xp(request):
+    """CuPy on the GPU, or NumPy with the wrappers switched to the CPU emulator."""
+    if request.param == "emulator":
+        with K.emulated():
+            yield np
+    else:
+        yield cupy_or_none()
 
 
 def _gpu(xp):
-    assert xp is not np and xp is not None
+    assert xp is not None
     return xp
 
 
@@ -371,7 +382,7 @@ def _noncontig(cp, a):
     big = cp.zeros((*a.shape[:-1], 2 * a.shape[-1]), dtype=a.dtype)
     big[..., ::2] = cp.asarray(a)
     view = big[..., ::2]
-    assert not view.flags.c_contiguous
+    assert not view.flags.c_contiguous or a.size == 1  # one element is contiguous whatever its strides
     return view
 
 
@@ -401,7 +412,7 @@ def test_im2col_and_col2im_match_numpy(xp, rng, geom, dtype, contiguous):
     _assert_close(K.col2im_gpu(gg, x.shape, kh, kw, stride=s, pad=p, dilation=d), _col2im_ref(g, x.shape, kh, kw, s, p, d))
 
 
-@on_gpu
+@gpu_only
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_im2col_dispatcher_routes_cupy_to_the_kernel(xp, rng, dtype):
     cp = _gpu(xp)
@@ -470,7 +481,7 @@ def test_avg_pool_matches_numpy(xp, rng, geom, dtype, count_include_pad):
     _assert_close(dx, want[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W])
 
 
-@on_gpu
+@gpu_only
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_pool_layers_on_cupy_match_numpy(xp, rng, dtype):
     cp = _gpu(xp)
@@ -504,7 +515,7 @@ def test_relu_matches_numpy(xp, rng, dtype, shape):
         _assert_close(K.relu_backward_gpu(_noncontig(cp, dout), _noncontig(cp, x)), dout * (x > 0))
 
 
-@on_gpu
+@gpu_only
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_relu_layer_on_cupy_matches_numpy(xp, rng, dtype):
     cp = _gpu(xp)
@@ -565,7 +576,7 @@ def test_channel_sums_match_numpy(xp, rng, dtype, shape):
     assert s_ab.dtype == dtype and s_ab.shape == (shape[1],)
 
 
-@on_gpu
+@gpu_only
 def test_mixing_numpy_and_cupy_on_the_gpu_raises_naming_both(xp):
     cp = _gpu(xp)
     x = np.ones((1, 2, 5, 5), np.float32)
@@ -581,7 +592,7 @@ def test_mixing_numpy_and_cupy_on_the_gpu_raises_naming_both(xp):
         assert "numpy.ndarray" in str(err.value) and "cupy" in str(err.value)
 
 
-@on_gpu
+@gpu_only
 def test_compile_all_is_ok_on_the_gpu(xp):
     _gpu(xp)
     assert K.compile_all() == {m: "ok" for m in K.KERNEL_TEMPLATES}

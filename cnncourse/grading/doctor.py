@@ -75,7 +75,20 @@ def _kernel_lines() -> list[tuple[str, str]]:
     nvcc = shutil.which("nvcc")
     version = _run([nvcc, "--version"]).splitlines()[-1] if nvcc else ""
     lines.append(("nvcc", version or "not found"))
+    lines.append(_emulator_line(kernels))
     return lines or [("kernels", "no kernels")]
+
+
+def _emulator_line(kernels) -> tuple[str, str]:
+    """Whether the CPU emulator of the CUDA kernels works (compiler found, one kernel run)."""
+    status = getattr(kernels, "emulator_status", None)
+    if status is None:
+        return ("CUDA emulator", "not available")
+    try:
+        ok, message = status()
+    except Exception as err:
+        return ("CUDA emulator", f"failed: {type(err).__name__}: {err}")
+    return ("CUDA emulator", message if ok else f"off: {message}")
 
 
 def report() -> list[tuple[str, str]]:

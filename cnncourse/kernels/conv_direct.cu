@@ -6,8 +6,10 @@
 // matrix is built; the input patch is staged in shared memory instead.
 //
 // Thread mapping
-//   grid  = (ceil(OW / TW), ceil(OH / TH), N * ceil(F / FB)),  block = (TW, TH).
-//   blockIdx.z -> (n, filter group g); thread (tx, ty) -> output pixel
+//   grid  = (ceil(OW / TW), ceil(OH / TH), min(N * ceil(F / FB), 65535)),  block = (TW, TH).
+//   z -> (n, filter group g) for z = blockIdx.z, blockIdx.z + gridDim.z, ...
+//   (a grid-stride loop: CUDA caps gridDim.z at 65,535, and N * ceil(F / FB)
+//   exceeds it for large batches); thread (tx, ty) -> output pixel
 //   (oy, ox) = (blockIdx.y*TH + ty, blockIdx.x*TW + tx) of image n and computes
 //   it for the FB filters f = g*FB .. g*FB + FB - 1 (register accumulators).
 //   Channels are walked in chunks of CT: all threads of the block first copy
@@ -38,57 +40,61 @@ __global__ void conv_forward_direct(const T* __restrict__ x, const T* __restrict
     T* s_w = s_x + CT * PH * PW;
 
     const int groups = (F + FB - 1) / FB;
-    const int n = blockIdx.z / groups;
-    const int f0 = (blockIdx.z % groups) * FB;
     const int oy0 = blockIdx.y * TH, ox0 = blockIdx.x * TW;
     const int oy = oy0 + ty, ox = ox0 + tx;
     const int iy0 = oy0 * sy - py, ix0 = ox0 * sx - px;  // top-left of the patch
 
-    T acc[FB];
+    // Every thread of the block runs the same number of iterations (z does not
+    // depend on the thread), so the barriers inside stay uniform.
+    for (int z = blockIdx.z; z < N * groups; z += gridDim.z) {
+        const int n = z / groups;
+        const int f0 = (z % groups) * FB;
+        T acc[FB];
 #pragma unroll
-    for (int f = 0; f < FB; ++f) acc[f] = T(0);
+        for (int f = 0; f < FB; ++f) acc[f] = T(0);
 
-    for (int c0 = 0; c0 < C; c0 += CT) {
-        const int ct = min(CT, C - c0);
-        // Stage the input patch; zeros stand in for padding and the channel tail.
-        for (int j = tid; j < CT * PH * PW; j += nthreads) {
-            const int c = j / (PH * PW), r = j % (PH * PW);
-            const int iy = iy0 + r / PW, ix = ix0 + r % PW;
-            T v = T(0);
-            if (c < ct && iy >= 0 && iy < H && ix >= 0 && ix < W)
-                v = x[(((long long)n * C + c0 + c) * H + iy) * W + ix];
-            s_x[j] = v;
-        }
-        // Stage the weights of this filter group and channel chunk.
-        for (int j = tid; j < FB * CT * KK; j += nthreads) {
-            const int f = j / (CT * KK), r = j % (CT * KK);
-            const int c = r / KK, k = r % KK;
-            T v = T(0);
-            if (f0 + f < F && c < ct) v = w[((long long)(f0 + f) * C + c0 + c) * KK + k];
-            s_w[j] = v;
-        }
-        __syncthreads();
-        for (int c = 0; c < ct; ++c) {
-            const T* xp = s_x + c * PH * PW + (ty * sy) * PW + tx * sx;
-            const T* wp = s_w + c * KK;
-            for (int ky = 0; ky < KH; ++ky) {
-                for (int kx = 0; kx < KW; ++kx) {
-                    const T v = xp[(ky * dy) * PW + kx * dx];
-                    const int k = ky * KW + kx;
+        for (int c0 = 0; c0 < C; c0 += CT) {
+            const int ct = min(CT, C - c0);
+            // Stage the input patch; zeros stand in for padding and the channel tail.
+            for (int j = tid; j < CT * PH * PW; j += nthreads) {
+                const int c = j / (PH * PW), r = j % (PH * PW);
+                const int iy = iy0 + r / PW, ix = ix0 + r % PW;
+                T v = T(0);
+                if (c < ct && iy >= 0 && iy < H && ix >= 0 && ix < W)
+                    v = x[(((long long)n * C + c0 + c) * H + iy) * W + ix];
+                s_x[j] = v;
+            }
+            // Stage the weights of this filter group and channel chunk.
+            for (int j = tid; j < FB * CT * KK; j += nthreads) {
+                const int f = j / (CT * KK), r = j % (CT * KK);
+                const int c = r / KK, k = r % KK;
+                T v = T(0);
+                if (f0 + f < F && c < ct) v = w[((long long)(f0 + f) * C + c0 + c) * KK + k];
+                s_w[j] = v;
+            }
+            __syncthreads();
+            for (int c = 0; c < ct; ++c) {
+                const T* xp = s_x + c * PH * PW + (ty * sy) * PW + tx * sx;
+                const T* wp = s_w + c * KK;
+                for (int ky = 0; ky < KH; ++ky) {
+                    for (int kx = 0; kx < KW; ++kx) {
+                        const T v = xp[(ky * dy) * PW + kx * dx];
+                        const int k = ky * KW + kx;
 #pragma unroll
-                    for (int f = 0; f < FB; ++f) acc[f] += v * wp[f * CT * KK + k];
+                        for (int f = 0; f < FB; ++f) acc[f] += v * wp[f * CT * KK + k];
+                    }
                 }
             }
+            __syncthreads();  // the next chunk overwrites shared memory
         }
-        __syncthreads();  // the next chunk overwrites shared memory
-    }
 
-    if (oy < OH && ox < OW) {
+        if (oy < OH && ox < OW) {
 #pragma unroll
-        for (int f = 0; f < FB; ++f) {
-            if (f0 + f < F) {
-                const T bias = has_bias ? b[f0 + f] : T(0);
-                out[(((long long)n * F + f0 + f) * OH + oy) * OW + ox] = acc[f] + bias;
+            for (int f = 0; f < FB; ++f) {
+                if (f0 + f < F) {
+                    const T bias = has_bias ? b[f0 + f] : T(0);
+                    out[(((long long)n * F + f0 + f) * OH + oy) * OW + ox] = acc[f] + bias;
+                }
             }
         }
     }

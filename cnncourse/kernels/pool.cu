@@ -10,7 +10,8 @@
 //
 // Max pooling: padded positions are never chosen (as in PyTorch); the
 // arg-max is the row-major position k = ky*KW + kx INSIDE the window of the
-// first maximum (ties -> first, like numpy.argmax), stored as I
+// first maximum (ties -> first, like numpy.argmax; a NaN counts as the
+// maximum, so the first NaN of a window wins, as in NumPy and PyTorch), stored as I
 // (unsigned char when KH*KW <= 256, else int), the cache contract of
 // cnncourse.pool.max_pool_forward.
 // Average pooling: count_include_pad != 0 divides by KH*KW (padding counts
@@ -45,7 +46,9 @@ __global__ void max_pool_forward(const T* __restrict__ x, T* __restrict__ out,
                 const int ix = x0 + kx;
                 if (ix < 0 || ix >= W) continue;
                 const T v = plane[(long long)iy * W + ix];
-                if (best_k < 0 || v > best) {
+                // NaN propagates (as in NumPy and PyTorch): the first NaN wins and
+                // stays, since no comparison with a NaN best is true.
+                if (best_k < 0 || v > best || (v != v && best == best)) {
                     best = v;
                     best_k = ky * KW + kx;
                 }

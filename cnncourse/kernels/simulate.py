@@ -26,6 +26,8 @@ What is simulated, and what is not:
 * not simulated: real concurrency (two threads writing one address race on a
   GPU, here the later one simply wins), shared memory, ``__syncthreads()``,
   speed (a Python call per thread is *slow*; the point is the mapping).
+  To run real CUDA C, shared memory and barriers included, without a GPU, use
+  the CPU emulator (``cnncourse.kernels.emulator``, ``with cnncourse.kernels.emulated():``).
 
 Exceptions raised inside a thread are reported as :class:`KernelError` naming
 the thread (``NotImplementedError`` passes through unchanged, so an
