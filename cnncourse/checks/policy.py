@@ -434,3 +434,56 @@ def watch(number: str, fn: Callable) -> Callable:
 
 
 from .policies import POLICIES  # noqa: E402  (the table needs Policy and Family, defined above)
+
+
+# ---- the notebooks' "Grading:" paragraphs --------------------------------------------------------
+
+def exercise_heading(number: str):
+    """Regex of the markdown heading that opens exercise ``number`` ("## Exercise 1.1 · ...")."""
+    import re
+
+    return re.compile(rf"^#+\s+Exercise\s+{re.escape(number)}(?![\d.])", re.MULTILINE)
+
+
+def stated_policy(markdown: str) -> str | None:
+    """The "Grading:" paragraph of a markdown cell, or None."""
+    for paragraph in markdown.split("\n\n"):
+        if paragraph.strip().startswith(MARK):
+            return " ".join(paragraph.split())
+    return None
+
+
+def write_statements(path) -> list[str]:
+    """Put each exercise's :meth:`Policy.sentence` at the end of its markdown cell; return the exercises changed.
+
+    Only markdown cells change (an old "Grading:" paragraph is replaced); code
+    cells and outputs are left exactly as stored.  Run it after editing a
+    policy: ``python -m cnncourse.checks.policy notebooks/*.ipynb``.
+    """
+    import nbformat
+
+    from . import EXERCISES
+
+    nb = nbformat.read(str(path), as_version=nbformat.NO_CONVERT)
+    stem = os.path.splitext(os.path.basename(str(path)))[0]
+    changed = []
+    for ex in (e for e in EXERCISES.values() if e.notebook == stem):
+        heading = exercise_heading(ex.number)
+        cells = [c for c in nb.cells if c.cell_type == "markdown" and heading.search(c.source)]
+        if not cells:
+            continue
+        cell = cells[0]
+        kept = [p for p in cell.source.rstrip("\n").split("\n\n") if not p.strip().startswith(MARK)]
+        source = "\n\n".join(kept + [policy_for(ex.number).sentence()])
+        if source != cell.source:
+            cell.source = source
+            changed.append(ex.number)
+    if changed:
+        nbformat.write(nb, str(path))
+    return changed
+
+
+if __name__ == "__main__":  # python -m cnncourse.checks.policy notebooks/*.ipynb
+    for notebook in sys.argv[1:]:
+        done = write_statements(notebook)
+        print(f"{notebook}: {', '.join(done) if done else 'up to date'}")
