@@ -392,6 +392,7 @@ def watch(number: str, fn: Callable) -> Callable:
         entries, trusted, deny_code, deny_c = index.entries, index.trusted, index.deny_code, index.deny_c
         passed = _passed_codes(args, kwargs)
         found: list[str] = []
+        generator = types.GeneratorType
 
         def profile(frame, event, arg):
             if event == "call":
@@ -408,6 +409,11 @@ def watch(number: str, fn: Callable) -> Callable:
                         found.append("called " + canonical(*entry))
                 elif target in deny:
                     found.append("called " + target.replace(":", "."))
+            elif event == "return" and type(arg) is generator and id(arg.gi_code) in entries:
+                # a package generator function runs no code until iterated: its creation is the call
+                entry = entries[id(arg.gi_code)]
+                if id(frame.f_code) not in trusted and not policy.allows(entry[1]):
+                    found.append("called " + canonical(*entry))
             elif event == "c_call":
                 hit = deny_c.get(id(arg))
                 if hit is not None and hit[1] in deny and id(frame.f_code) not in trusted:
@@ -424,6 +430,9 @@ def watch(number: str, fn: Callable) -> Callable:
             raise
         finally:
             sys.setprofile(previous)
+        code = getattr(result, "gi_code", None)  # a package generator handed back unstarted ran no code yet
+        if id(code) in entries and not policy.allows(entries[id(code)][1]):
+            found.append("called " + canonical(*entries[id(code)]))
         if found:
             raise ForbiddenRoute(found)
         return result
