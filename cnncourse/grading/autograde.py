@@ -333,7 +333,8 @@ def _grade_exercise(session: _Session, sub: Submission, entry: dict, exercise, p
         with _policy.grading():  # the child enforces the policy; no in-process watch here
             result = exercise.check(target)
     except SandboxError as err:
-        session.close()
+        if err.status != "forbidden":  # a refused call leaves the child intact: the next exercise reuses it
+            session.close()
         return _row(sub, entry, *_failure(head, err, "function", limits))
     except _Retry:
         session.close()

@@ -256,8 +256,11 @@ def _gate_targets(state: dict, targets, *, swap: bool = True) -> None:
         impl = getattr(obj, "_implementation", None)  # NumPy's array-function dispatchers
         if isinstance(obj, (staticmethod, classmethod)):
             obj = obj.__func__
-        if swap and isinstance(impl, types.FunctionType):
-            _gate_function(state, impl, {target}, label, "deny")
+        if isinstance(impl, types.FunctionType):
+            if swap:  # the implementation, for references bound before arming ...
+                _gate_function(state, impl, {target}, label, "deny")
+            # ... and a stub for the dispatcher, which checks arguments before the implementation runs
+            _gate_callable(state, owner, attr, obj, target, label)
         elif swap and isinstance(obj, types.FunctionType):
             _gate_function(state, obj, {target}, label, "deny")
         elif callable(obj) and id(obj) not in state["done"]:
