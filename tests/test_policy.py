@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import inspect
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,17 @@ def _function(source: str, name: str):
 
 
 def _check(number: str, fn):
-    return EXERCISES[number].check(fn)
+    """Check ``fn`` as the notebook does: bound in ``__main__`` under the exercise's name."""
+    main, name = sys.modules["__main__"], EXERCISES[number].function
+    had, old = hasattr(main, name), getattr(main, name, None)
+    setattr(main, name, fn)
+    try:
+        return EXERCISES[number].check(fn)
+    finally:
+        if had:
+            setattr(main, name, old)
+        else:
+            delattr(main, name)
 
 
 # ---- every exercise has a policy, and the policy is well formed ----------------------------------
@@ -275,8 +286,23 @@ def test_sandbox_refusals_are_explained():
     assert policy.explain_refusal("something else") == "something else"
 
 
-def test_no_watch_inside_the_grader():
+def test_no_watch_inside_the_grader(monkeypatch):
     cheat = _function(_route_source("1.1", "cnncourse.signal.correlate1d"), "route")
+    monkeypatch.setattr(sys.modules["__main__"], "correlate_same", cheat, raising=False)
     with policy.grading():
         assert policy.watch("1.1", cheat) is cheat
     assert policy.watch("1.1", cheat) is not cheat
+
+
+def test_only_the_exercise_function_is_watched(monkeypatch):
+    """Notebook 00 demonstrates the check with the package's own functions: a demo is not graded, not watched."""
+    demo = lambda x, w, boundary="zero": cc.signal.correlate1d(x, w, mode="same", boundary=boundary)  # noqa: E731
+    assert EXERCISES["1.1"].check(demo).passed
+    monkeypatch.setattr(sys.modules["__main__"], "correlate_same", demo, raising=False)
+    assert EXERCISES["1.1"].check(demo).status == "forbidden"
+
+
+def test_a_check_that_wraps_the_function_still_watches_it():
+    """Exercise 4.2's check adapts the student's function before run_cases sees it."""
+    fn = _function(routes.define(routes.ADAPTED[10][1], "route"), "route")
+    assert routes.ADAPTED[10][0] == "4.2" and _check("4.2", fn).status == "forbidden"

@@ -374,14 +374,40 @@ def _passed_codes(args, kwargs) -> set:
     return out
 
 
+def _is_exercise_function(number: str, fn) -> bool:
+    """Is ``fn`` the notebook's exercise function (bound in ``__main__`` under the exercise's name)?
+
+    Checks that adapt the student's function first (a wrapper closing over it)
+    count too.  A demo such as ``check_correlate_same(lambda x, w, b: ...)`` is
+    not the exercise function: the grader never sees it, so it is not watched.
+    """
+    from .core import EXERCISES
+
+    entry = EXERCISES.get(number)
+    main = sys.modules.get("__main__")
+    target = getattr(main, entry.function, None) if entry is not None and main is not None else None
+    if target is None:
+        return False
+    if fn is target:
+        return True
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            if cell.cell_contents is target:
+                return True
+        except ValueError:  # an empty cell
+            continue
+    return False
+
+
 def watch(number: str, fn: Callable) -> Callable:
     """``fn`` wrapped so that a call breaking exercise ``number``'s policy raises :class:`ForbiddenRoute`.
 
-    The function still runs to the end (its result is discarded); the error
-    lists every refused call it made.  Inside the grader (:class:`grading`)
-    and for a non-callable, ``fn`` is returned unchanged.
+    Only the exercise's own function is watched (:func:`_is_exercise_function`):
+    the function the grader will grade.  It still runs to the end (its result is
+    discarded); the error lists every refused call it made.  Inside the grader
+    (:class:`grading`) and for anything else, ``fn`` is returned unchanged.
     """
-    if not callable(fn) or getattr(_local, "off", 0):
+    if not callable(fn) or getattr(_local, "off", 0) or not _is_exercise_function(number, fn):
         return fn
     policy = policy_for(number)
 
