@@ -144,6 +144,11 @@ LATE = [
     ("9.1", "check_helper", "def check_helper(x, gamma, beta, eps=1e-5):\n"
                             "    from cnncourse.checks.ch09_normalisation import _wrong_axes_forward\n"
                             "    return _wrong_axes_forward(x, gamma, beta, (0, 2, 3), eps)\n"),
+    # a thread started by the function has no grader frame on its stack: still refused
+    ("1.2", "in_thread", "def in_thread(w, n):\n    import threading\n    out = []\n"
+                         "    f = getattr(cc.signal, 'conv' + '_matrix')\n"
+                         "    t = threading.Thread(target=lambda: out.append(f(w, n)))\n    t.start()\n    t.join()\n"
+                         "    return out[0] if out else np.zeros((n, n))\n"),
     # importing PyTorch inside the function: a clear message about what grading offers
     ("7.1", "torch_inside", "def torch_inside(dy, x, w):\n    import torch\n    return torch.zeros(3)\n"),
     # the package's own calls inside an allowed function are not the student's
@@ -184,6 +189,10 @@ def test_the_gates_tables_cannot_be_read(late):
 def test_the_checks_helpers_are_refused(late):
     row = late["check_helper"]
     assert row.status == "forbidden" and "reads the source of cnncourse.checks" in row.feedback, row.feedback
+
+
+def test_a_thread_does_not_escape_the_policy(late):
+    assert late["in_thread"].status == "forbidden", late["in_thread"].feedback
 
 
 def test_importing_torch_inside_the_function_is_explained(late):

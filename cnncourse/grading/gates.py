@@ -160,9 +160,12 @@ def _new_state(rules: dict, trip) -> dict:
 
 
 def _make_gate(state: dict):
+    import _thread
+
     def gate(key, args, kwargs, _table=state["table"], _trusted=state["trusted"], _tramps=state["trampolines"],
              _rules=state["rules"], _run=state["run_call"], _direct=_tripper(state["trip"], "called the grader's gate"),
-             _getframe=sys._getframe, _id=id, _type=type, _dict=dict, _tuple=tuple, _allowed=allowed):
+             _getframe=sys._getframe, _id=id, _type=type, _dict=dict, _tuple=tuple, _allowed=allowed,
+             _thread_id=_thread.get_ident, _main=_thread.get_ident()):
         fn, clone, tripper, names, kind = _table[key]
         frame = _getframe(1)
         if _id(frame.f_code) not in _tramps:  # called by hand, not through a tripwire
@@ -172,8 +175,9 @@ def _make_gate(state: dict):
             return clone  # the package calling itself
         while caller is not None and caller.f_code is not _run:
             caller = caller.f_back
-        if caller is None and _run is not None:
+        if caller is None and _run is not None and _thread_id() == _main:
             return clone  # no graded call running: a cell's top level, an import
+        # (a thread the student started has no grader frame below it: it gets no rule, so no package call)
         local = caller.f_locals if caller is not None else {}
         cmd = local.get("cmd")
         rule = _rules.get(cmd.get("name")) if _type(cmd) is _dict else None
