@@ -63,10 +63,26 @@ def _check(number: str, fn):
 # ---- every exercise has a policy, and the policy is well formed ----------------------------------
 
 def test_every_exercise_has_a_policy():
-    missing = sorted(set(EXERCISES) - set(POLICIES), key=NUMBERS.index)
+    missing = sorted(set(EXERCISES) - set(policy.registered_policies()), key=NUMBERS.index)
     assert not missing, (f"exercises without a grading policy: {missing}; add them to "
                          "cnncourse/checks/policies.py and state them in the markdown "
                          "(python -m cnncourse.checks.policy notebooks/*.ipynb)")
+
+
+def test_a_policy_can_sit_next_to_its_check(monkeypatch):
+    from cnncourse.checks.core import exercise
+
+    registry = dict(EXERCISES)
+    monkeypatch.setattr("cnncourse.checks.core.EXERCISES", registry)
+    mine = policy.Policy(allow=("cnncourse.dropout",))
+
+    @exercise("99.1", "my_dropout", notebook="99_test", policy=mine)
+    def check_my_dropout(fn):  # pragma: no cover - never run
+        return None
+
+    assert policy.policy_for("99.1") is mine
+    assert policy_problems("99_test", registry) == []
+    assert "any function of `cc.dropout`" in mine.sentence()
 
 
 def test_policies_name_only_registered_exercises():

@@ -79,19 +79,21 @@ class Exercise:
     check: Callable
     notebook: str  # "01_convolution_1d"
     points: float = 1.0
-    forbidden: tuple[str, ...] = ()  # package functions the student may not call
+    forbidden: tuple[str, ...] = ()  # package functions the student may not call (also named in the source)
+    policy: Any = None  # its grading policy when given here; else cnncourse.checks.policies has it
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(number: str, function: str, *, notebook: str, points: float = 1.0, forbidden: Iterable[str] = ()):
+def exercise(number: str, function: str, *, notebook: str, points: float = 1.0, forbidden: Iterable[str] = (),
+             policy=None):
     """Decorator registering ``check_<exercise>`` under its exercise number."""
 
     def register(check: Callable) -> Callable:
         if number in EXERCISES:
             raise RuntimeError(f"exercise {number} registered twice")
-        EXERCISES[number] = Exercise(number, function, check, notebook, points, tuple(forbidden))
+        EXERCISES[number] = Exercise(number, function, check, notebook, points, tuple(forbidden), policy)
         check.exercise_number = number
         return check
 

@@ -143,8 +143,21 @@ DEFAULT = Policy()
 
 
 def policy_for(number: str) -> Policy:
-    """The exercise's policy, or :data:`DEFAULT` (strict for the package) when it has none."""
-    return POLICIES.get(number, DEFAULT)
+    """The exercise's policy, or :data:`DEFAULT` (strict for the package) when it has none.
+
+    A policy given next to the check (``@exercise(..., policy=Policy(...))``) wins
+    over the table in :mod:`cnncourse.checks.policies`.
+    """
+    return registered_policies().get(number, DEFAULT)
+
+
+def registered_policies() -> dict[str, Policy]:
+    """Exercise number -> policy: the table, overridden by policies registered with their check."""
+    from .core import EXERCISES
+
+    out = dict(POLICIES)
+    out.update({n: e.policy for n, e in EXERCISES.items() if getattr(e, "policy", None) is not None})
+    return out
 
 
 def rules(entries) -> dict:

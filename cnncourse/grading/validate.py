@@ -25,8 +25,10 @@ def policy_problems(stem: str, exercises=None) -> list[str]:
     from ..checks.policy import POLICIES
 
     return [f"exercise {e.number} ({e.function}) has no grading policy: add one to cnncourse/checks/policies.py "
-            "(what it may use from cnncourse, which third-party functions would solve it) and state it in "
-            "its markdown cell" for e in rel.notebook_exercises(stem, exercises) if e.number not in POLICIES]
+            "or pass policy=Policy(...) to its @exercise (what it may use from cnncourse, which third-party "
+            "functions would solve it) and state it in its markdown cell"
+            for e in rel.notebook_exercises(stem, exercises)
+            if e.number not in POLICIES and getattr(e, "policy", None) is None]
 
 
 def validate_notebook(path, *, exercises=None, limits: Limits = Limits(), execute: bool = False,
