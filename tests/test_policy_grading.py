@@ -128,6 +128,15 @@ def test_grader_feedback_matches_the_notebook(graded):
     assert rows[name].feedback == f"✘ Exercise 1.1 ({name}): the function " + in_notebook.split(": ", 1)[1]
 
 
+def test_the_gate_can_read_the_childs_call():
+    """The gate learns which exercise runs from the child's ``run_call`` frame (``cmd``, ``args``, ``kwargs``)."""
+    from cnncourse.grading.child import _Child
+
+    names = _Child.run_call.__code__.co_varnames
+    assert {"cmd", "args", "kwargs"} <= set(names), (
+        "cnncourse/grading/gates.py reads these locals of _Child.run_call; keep them or update the gate")
+
+
 # ---- libraries loaded while the function runs, tampering, refusals ---------------------------------
 
 LATE = [

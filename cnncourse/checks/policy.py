@@ -356,13 +356,47 @@ def _index():
     return index
 
 
-def _resolve_targets(index, targets) -> None:
-    """Add the deny targets whose library is loaded to the index (never imports a library not yet loaded)."""
+def _mentioned_names(fn, depth: int = 3) -> set[str]:
+    """Names the function's code (and the notebook functions it calls, and a check's wrapper) mentions."""
+    names: set[str] = set()
+    seen: set[int] = set()
+    todo = [(fn, 0)]
+    while todo:
+        obj, level = todo.pop()
+        if id(obj) in seen or level > depth:
+            continue
+        seen.add(id(obj))
+        code = getattr(obj, "__code__", None)
+        if not isinstance(code, types.CodeType):
+            continue
+        found: dict = {}
+        _codes(code, found)
+        for c in found.values():
+            names.update(c.co_names)
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                todo.append((cell.cell_contents, level + 1))
+            except ValueError:
+                continue
+        scope = getattr(obj, "__globals__", {})
+        for name in list(names):
+            value = scope.get(name)
+            if isinstance(value, types.FunctionType) and not (value.__module__ or "").startswith(PACKAGE):
+                todo.append((value, level + 1))
+    return names
+
+
+def _resolve_targets(index, targets, mentioned=frozenset()) -> None:
+    """Add deny targets to the index: those whose module is loaded, and those the student's code names.
+
+    (Importing a library only to watch for it would make a notebook's first
+    check slow; a library the code does not mention cannot be called by it.)
+    """
     for target in targets:
         if target in index.resolved:
             continue
-        module = target.split(":")[0]
-        if module.split(".")[0] not in sys.modules:
+        module, _, path = target.partition(":")
+        if module not in sys.modules and not (set(path.split(".")) & mentioned and module.split(".")[0] in sys.modules):
             continue
         index.resolved.add(target)
         try:
@@ -426,7 +460,11 @@ def watch(number: str, fn: Callable) -> Callable:
 
     def watched(*args, **kwargs):
         index = _index()
-        _resolve_targets(index, policy.deny_targets)
+        try:
+            mentioned = _mentioned_names(fn)
+        except Exception:  # never let the watch fail a student's check
+            mentioned = set()
+        _resolve_targets(index, policy.deny_targets, mentioned)
         deny = set(policy.deny_targets)
         entries, trusted, deny_code, deny_c = index.entries, index.trusted, index.deny_code, index.deny_c
         passed = _passed_codes(args, kwargs)
