@@ -10,6 +10,7 @@ solutions and the honest variants, in the same submission, keep full marks.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -115,13 +116,14 @@ def test_every_reference_solution_was_graded(graded):
     assert {number for _, number, _ in _of(graded, "reference")} == set(EXERCISES)
 
 
-def test_grader_feedback_matches_the_notebook(graded):
+def test_grader_feedback_matches_the_notebook(graded, monkeypatch):
     """The one-row route of the issue: the grader's sentence is the notebook check's sentence."""
     rows, kinds = graded
     name = next(n for n, (num, kind, src) in kinds.items() if kind == "adapted" and src == routes.ADAPTED[0][1])
     namespace = {"np": np, "cc": cc}
-    exec(routes.define(routes.ADAPTED[0][1], "route"), namespace)
-    in_notebook = EXERCISES["1.1"].check(namespace["route"]).message
+    exec(routes.define(routes.ADAPTED[0][1], "correlate_same"), namespace)
+    monkeypatch.setattr(sys.modules["__main__"], "correlate_same", namespace["correlate_same"], raising=False)
+    in_notebook = EXERCISES["1.1"].check(namespace["correlate_same"]).message
     assert in_notebook.split(": ", 1)[1] == (
         "uses `cc.conv.correlate2d`, which this exercise asks you to write yourself, so it earns no points "
         "(its grading note says what you may use)")
