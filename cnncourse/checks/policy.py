@@ -160,12 +160,19 @@ def registered_policies() -> dict[str, Policy]:
     return out
 
 
-def rules(entries) -> dict:
-    """``{function name: rule}`` for the grader's child, from manifest entries (``exercise``, ``function``)."""
-    return {e["function"]: policy_for(e["exercise"]).rule() for e in entries}
+def rules(entries, exercises=None) -> dict:
+    """``{function name: rule}`` for the grader's child, from manifest entries (``exercise``, ``function``).
+
+    ``exercises``: a registry other than ``EXERCISES`` whose entries may carry their own policy.
+    """
+    def of(number):
+        own = getattr((exercises or {}).get(number), "policy", None)
+        return own if own is not None else policy_for(number)
+
+    return {e["function"]: of(e["exercise"]).rule() for e in entries}
 
 
-def child_setup(entries) -> dict:
+def child_setup(entries, exercises=None) -> dict:
     """What the grader's child needs to enforce the policies of these exercises.
 
     ``gated_modules`` are imported and gated in the child; the check modules are
@@ -177,7 +184,7 @@ def child_setup(entries) -> dict:
     checks = [m for m in modules if m == "cnncourse.checks" or m.startswith("cnncourse.checks.")]
     need_checks = any(policy_for(e["exercise"]).check_functions for e in entries)
     gated = [m for m in modules if need_checks or m not in checks]
-    return {"rules": rules(entries), "gated_modules": gated, "guarded_modules": modules}
+    return {"rules": rules(entries, exercises), "gated_modules": gated, "guarded_modules": modules}
 
 
 # ---- wording ------------------------------------------------------------------------------------

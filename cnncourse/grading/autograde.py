@@ -384,7 +384,7 @@ def grade_submission(sub: Submission, manifest: dict, *, limits: Limits = Limits
     deadline = time.monotonic() + limits.notebook_timeout
     sessions: dict[tuple, _Session] = {}
     # one policy per exercise function, enforced in the child (cnncourse.checks.policy, grading.gates)
-    policy.update(_policy.child_setup(entries))
+    policy.update(_policy.child_setup(entries, exercises))
 
     def session(forbidden) -> _Session:
         key = tuple(sorted(forbidden))
