@@ -35,7 +35,7 @@ EXPECTED = {
     "correct": (("passed", 1), ("passed", 1)),
     "partial": (("passed", 1), ("failed", 0)),
     "empty_release": (("not attempted", 0), ("not attempted", 0)),
-    "allowed_elsewhere": (("passed", 1), ("passed", 1)),
+    "allowed_elsewhere": (("passed", 1), ("forbidden", 0)),  # allowlist in 1.1; package refused by default in 1.2
     # failures, each contained to its exercise or submission
     "infinite_loop": (("timeout", 0), ("passed", 1)),
     "toplevel_loop": (("passed", 1), ("timeout", 0)),
@@ -75,9 +75,10 @@ FEEDBACK = {
     "renamed": ("no cell defines `def correlate_same(`", "✔"),
     "invalid_json": ("not valid JSON", "not valid JSON"),
     "no_cells": ("no list of cells", "no list of cells"),
-    "forbidden_direct": ("uses cnncourse.signal.correlate1d", "called cnncourse.signal.conv_matrix"),
-    "forbidden_sneaky": ("called cnncourse.signal.correlate1d", "read the source of cnncourse.signal"),
-    "forbidden_reload": ("read the source of cnncourse.signal", "could not get source code"),
+    "allowed_elsewhere": ("✔", "uses `cc.signal.correlate1d`, which this exercise asks you to write yourself"),
+    "forbidden_direct": ("uses `cc.signal.correlate1d`, which this exercise", "uses `cc.signal.conv_matrix`"),
+    "forbidden_sneaky": ("uses `cc.signal.correlate1d`", "reads the source of cnncourse.signal"),
+    "forbidden_reload": ("reads the source of cnncourse.signal", "could not get source code"),
 }
 
 

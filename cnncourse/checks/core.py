@@ -43,11 +43,13 @@ import numpy as np
 
 from .diagnose import Mismatch, NotNumeric, Tolerance, as_array, diagnose, float_bits
 from .tracebacks import error_text, student_line
+from . import policy as _policy
 
 __all__ = ["CheckResult", "Case", "CaseSet", "Exercise", "EXERCISES", "Tolerance", "exercise", "run_cases",
            "compare", "collect_cases", "student_line", "MAX_LINES"]
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+FORBIDDEN = "forbidden"  # the function took a route its exercise's policy refuses (cnncourse.checks.policy)
 
 #: No diagnostic is longer than this many lines.
 MAX_LINES = 25
@@ -132,19 +134,21 @@ class Exercise:
     check: Callable
     notebook: str  # "01_convolution_1d"
     points: float = 1.0
-    forbidden: tuple[str, ...] = ()  # package functions the student may not call
+    forbidden: tuple[str, ...] = ()  # package functions the student may not call (also named in the source)
+    policy: Any = None  # its grading policy when given here; else cnncourse.checks.policies has it
 
 
 EXERCISES: dict[str, Exercise] = {}
 
 
-def exercise(number: str, function: str, *, notebook: str, points: float = 1.0, forbidden: Iterable[str] = ()):
+def exercise(number: str, function: str, *, notebook: str, points: float = 1.0, forbidden: Iterable[str] = (),
+             policy=None):
     """Decorator registering ``check_<exercise>`` under its exercise number."""
 
     def register(check: Callable) -> Callable:
         if number in EXERCISES:
             raise RuntimeError(f"exercise {number} registered twice")
-        EXERCISES[number] = Exercise(number, function, check, notebook, points, tuple(forbidden))
+        EXERCISES[number] = Exercise(number, function, check, notebook, points, tuple(forbidden), policy)
         check.exercise_number = number
         return check
 
@@ -369,10 +373,13 @@ def run_cases(number: str, title: str, fn: Callable, cases: list[Case], *, rtol:
         return CheckResult(number, title, FAILED, f"✘ {head}: expected a function, got {type(fn).__name__}", 0, len(cases))
     tol = Tolerance(rtol, atol)
     notes: list = []  # answers accepted at float32 (float16) precision
+    fn = _policy.watch(number, fn)  # policy hook: a forbidden route is reported at once, in the grader's words
     for index, case in enumerate(cases):
         args = copy.deepcopy(case.args)
         try:
             got = _call_student(fn, args, case.kwargs)
+        except _policy.ForbiddenRoute as err:
+            return CheckResult(number, title, FORBIDDEN, f"✘ {head}: {err}", index, len(cases))
         except NotImplementedError:
             return CheckResult(number, title, NOT_ATTEMPTED,
                                f"… {head}: not attempted yet (the function still raises NotImplementedError)", 0, len(cases))

@@ -167,10 +167,18 @@ def arm(policy: dict) -> dict[str, str]:
 
     Those are the files holding forbidden code, and the notebooks the grader
     names in ``policy["guard_files"]`` (source notebooks, other submissions).
+    With ``policy["rules"]`` (one rule per exercise function, see
+    :mod:`cnncourse.checks.policy`), every function of ``policy["gated_modules"]``
+    and every denied third-party function is gated (:mod:`cnncourse.grading.gates`)
+    and all those modules' files are guarded.
     """
     files: dict[str, str] = {}
     for target in policy.get("forbidden", ()):
         files.update(_arm(target))
+    if policy.get("rules") is not None:  # per-exercise policies: every package function gated (gates.py)
+        from .gates import arm_policy
+
+        files.update(arm_policy(policy, _trip))
     guarded = _guarded_files(files)
     for path in policy.get("guard_files", ()):
         guarded[os.path.realpath(path)] = f"read the notebook {os.path.basename(path)}"

@@ -53,9 +53,11 @@ from . import wire
 
 __all__ = ["Limits", "SandboxError", "Sandbox", "default_policy"]
 
-# The package's parent goes on sys.path only when cnncourse is not installed.
-_BOOT = ("import sys, importlib.util; importlib.util.find_spec('cnncourse') or sys.path.append({root!r}); "
-         "from cnncourse.grading.child import main; main()")
+# The child imports the grader's own copy of the package: its parent goes first on sys.path unless the
+# installed cnncourse is that copy (an editable install of another checkout would otherwise win).
+_BOOT = ("import sys, os, importlib.util; s = importlib.util.find_spec('cnncourse'); "
+         "s and os.path.dirname(os.path.realpath(s.origin)) == os.path.join({root!r}, 'cnncourse') "
+         "or sys.path.insert(0, {root!r}); from cnncourse.grading.child import main; main()")
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../cnncourse
 
 
@@ -138,7 +140,7 @@ class Sandbox:
         result_r, result_w = os.pipe()
         out = open(os.path.join(self.scratch, "output.txt"), "wb")
         lim = self.limits
-        argv = [sys.executable, "-I", "-c", _BOOT.format(root=str(_PACKAGE_DIR.parent)), str(result_w),
+        argv = [sys.executable, "-I", "-c", _BOOT.format(root=os.path.realpath(_PACKAGE_DIR.parent)), str(result_w),
                 str(int(lim.memory_mb * 2**20)), str(int(lim.notebook_timeout + lim.startup_timeout + 5)),
                 str(int(lim.output_mb * 2**20))]
         try:

@@ -1,5 +1,6 @@
 """Check a source notebook against its release: the source earns full marks, the release zero.
 
+Every exercise must have a grading policy (:mod:`cnncourse.checks.policy`).
 Both are graded exactly as students' submissions are (sandbox and all), so a
 pass here means the grader, the checks and the release agree: every exercise
 of the source passes its check, and every exercise of the student copy is
@@ -16,22 +17,33 @@ from . import release as rel
 from .autograde import Submission, grade_submission
 from .sandbox import Limits, default_policy
 
-__all__ = ["validate_notebook", "validate"]
+__all__ = ["validate_notebook", "validate", "policy_problems"]
+
+
+def policy_problems(stem: str, exercises=None) -> list[str]:
+    """An exercise without a grading policy (:mod:`cnncourse.checks.policies`) cannot be graded fairly."""
+    from ..checks.policy import POLICIES
+
+    return [f"exercise {e.number} ({e.function}) has no grading policy: add one to cnncourse/checks/policies.py "
+            "or pass policy=Policy(...) to its @exercise (what it may use from cnncourse, which third-party "
+            "functions would solve it) and state it in its markdown cell"
+            for e in rel.notebook_exercises(stem, exercises)
+            if e.number not in POLICIES and getattr(e, "policy", None) is None]
 
 
 def validate_notebook(path, *, exercises=None, limits: Limits = Limits(), execute: bool = False,
                       timeout: float = 600) -> list[str]:
     """Return the problems found with one source notebook (an empty list: it validates)."""
     path = Path(path)
-    problems: list[str] = []
+    problems: list[str] = policy_problems(path.stem, exercises)
     with tempfile.TemporaryDirectory(prefix="cnncourse-validate-") as tmp:
         try:
             manifest = rel.release([path], tmp, exercises=exercises)
         except rel.ReleaseError as err:
-            return [f"release failed: {err}"]
+            return problems + [f"release failed: {err}"]
         stem = path.stem
         if not manifest["notebooks"][stem]["exercises"]:
-            return []
+            return problems
         policy = default_policy()
         kwargs = dict(limits=limits, exercises=exercises, policy=policy)
         for row in grade_submission(Submission(path, "source", stem), manifest, **kwargs):
