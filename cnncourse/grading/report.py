@@ -53,7 +53,7 @@ __all__ = ["Row", "STATUSES", "write_reports", "write_csv", "write_json", "write
 _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _SEPARATORS = frozenset("\u2028\u2029\x85")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")  # always mid-line here: no list or heading markers
 
 
 def _escape_char(ch: str) -> str:

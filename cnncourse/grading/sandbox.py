@@ -382,6 +382,8 @@ class Sandbox:
 
     def _kill(self) -> None:
         proc = self.proc
+        if proc is None:
+            return
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
