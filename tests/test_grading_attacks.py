@@ -441,3 +441,14 @@ def test_interrupted_run_still_writes_its_report(tmp_path, release_dir):
     students = {r["student"] for r in data["rows"]}
     assert students == {"a_fast", "b_slow", "c_slow", "d_slow"}
     assert any("interrupted" in r["feedback"] for r in data["rows"])
+
+
+def test_doctor_names_the_sandbox_layers(monkeypatch):
+    from cnncourse.grading import doctor, landlock, seccomp
+
+    line = doctor.sandbox_line()
+    assert ("Landlock ABI" in line) == (landlock.abi() > 0)
+    assert ("no fork/exec/socket/memfd" in line) == seccomp.available()
+    monkeypatch.setattr(seccomp, "available", lambda: False)
+    monkeypatch.setattr(landlock, "abi", lambda: 0)
+    assert doctor.sandbox_line().startswith("no Landlock (file limits by the audit hook only), no seccomp")
