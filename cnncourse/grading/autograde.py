@@ -424,6 +424,10 @@ def _grade_exercise(session: _Session, sub: Submission, entry: dict, exercise, p
     try:
         found = _check_reply(session.request({"op": "lookup", "name": function}, deadline), ("defined", "callable"))
     except SandboxError as err:
+        if err.status == "timeout":  # a lookup runs no student code: a cell's top level broke the sandbox
+            session.broken = SandboxError("timeout", "the sandbox stopped answering the grader after running the "
+                                                     "notebook's exercise cells (their top-level code broke it)")
+            err = session.broken
         return _row(sub, entry, *_failure(head, err, "function", limits))
     if not found["defined"]:
         if fatal:

@@ -324,14 +324,20 @@ class Sandbox:
     def _watch(self) -> None:
         """Kill the child at the hard deadline, or as soon as its scratch folder is over quota."""
         cap = self.limits.scratch_mb * 2**20
-        while not self._stop.wait(_WATCH_S):
+        pause = _WATCH_S
+        while not self._stop.wait(pause):
             if self.hard_deadline is not None and time.monotonic() >= self.hard_deadline:
                 self.kill("timeout")
                 return
+            start = time.monotonic()
             used, entries = _scratch_usage((self.scratch,))
             if used > cap or entries > self.limits.scratch_entries:
                 self.kill("output limit")
                 return
+            # a deep tree makes each measurement slow: measure less often rather than spend the grader's CPU
+            pause = max(_WATCH_S, 20 * (time.monotonic() - start))
+            if self.hard_deadline is not None:
+                pause = min(pause, max(0.0, self.hard_deadline - time.monotonic()))
 
     def kill(self, reason: str) -> None:
         """Kill the child's process group (and any process that escaped it); remember why."""
@@ -442,7 +448,12 @@ class Sandbox:
         except wire.FrameError as err:
             if self._killed is not None:
                 raise self._death() from None
-            try:  # end of stream: the child is ending; garbage: it may still run
+            if not str(err).startswith(("end of stream", "stream ended")):  # garbage from a live child: end it now
+                self._kill()
+                if self.proc.returncode is not None and self.proc.returncode >= 0:  # it had exited on its own
+                    raise self._death() from None
+                raise SandboxError("error", f"the grader could not read the reply ({err})") from None
+            try:  # end of stream: the child is ending
                 self.proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 self._kill()
