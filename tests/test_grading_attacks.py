@@ -264,10 +264,14 @@ _g.os = None
 
 def test_the_guard_cannot_be_rewritten_from_inside():
     _, got = _probe(["os.chdir('/')", "open(TEST_FILE)", "__import__('gc').get_objects()",
-                     "probe.__defaults__ = (1,)", "probe.__kwdefaults__ = {}",
+                     "_g._trip.__defaults__ = (print,)", "_g._scratch_usage.__defaults__ = (os.scandir, 0)",
+                     "_g._make_hook.__kwdefaults__ = {}", "probe.__code__ = (lambda s: 0).__code__",
                      "open('/tmp/cnncourse-guard-rewrite', 'w')", "os.fork()"], GUARD_REWRITES)
     assert [s for s, outcome in got.items() if outcome == "ran"] == [], got
     assert not Path("/tmp/cnncourse-guard-rewrite").exists()
+    _, got = _probe(["import collections; collections.namedtuple('P', 'a b', defaults=(1,))",
+                     "probe.__defaults__ = (1,)"])  # the standard library and student functions may set defaults
+    assert set(got.values()) == {"ran"}, got
 
 
 def test_seccomp_filter_in_a_plain_process():
@@ -452,3 +456,32 @@ def test_doctor_names_the_sandbox_layers(monkeypatch):
     monkeypatch.setattr(seccomp, "available", lambda: False)
     monkeypatch.setattr(landlock, "abi", lambda: 0)
     assert doctor.sandbox_line().startswith("no Landlock (file limits by the audit hook only), no seccomp")
+
+
+def test_watchdog_kills_at_the_hard_deadline_and_over_the_quota():
+    with Sandbox(LIMITS, default_policy(), hard_deadline=time.monotonic() + 20) as box:
+        box.start(time.monotonic() + 60)
+        box.hard_deadline = time.monotonic() + 1  # the grader's own thread waits far longer
+        with pytest.raises(sandbox.SandboxError) as err:
+            box.request({"op": "exec", "code": "import time\ntime.sleep(60)"}, time.monotonic() + 25)
+        assert err.value.status == "timeout" and not box.alive
+    limits = dataclasses.replace(LIMITS, scratch_entries=200)
+    with Sandbox(limits, default_policy()) as box:  # folders are no file writes: only the watchdog sees them
+        box.start(time.monotonic() + 60)
+        start = time.monotonic()
+        with pytest.raises(sandbox.SandboxError) as err:
+            box.request({"op": "exec", "code": "import os, time\nfor i in range(400):\n    os.mkdir(f'd{i}')\n"
+                                                "time.sleep(20)"}, time.monotonic() + 25)
+        assert err.value.status == "output limit" and time.monotonic() - start < 10
+
+
+def test_kill_sweeps_processes_that_left_the_group(tmp_path):
+    box = Sandbox(LIMITS, {})
+    escaped = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True,
+                               env={"CNNCOURSE_SANDBOX": box._marker, "PATH": "/usr/bin:/bin"})
+    try:
+        time.sleep(0.3)
+        assert sandbox._sweep(box._marker.encode()) == 1
+        assert escaped.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        escaped.kill()

@@ -145,9 +145,9 @@ class _Child:
         from . import guard, wire
 
         guard.calls()
-        args, kwargs = pickle.loads(cmd["payload"])
         reply: dict = {}
         try:
+            args, kwargs = pickle.loads(cmd["payload"])  # may import the check's module (its helper functions)
             value = self.namespace[cmd["name"]](*args, **kwargs)
             self.restore_builtins()
             reply["outcome"] = "returned"

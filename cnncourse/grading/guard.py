@@ -231,8 +231,9 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
     functions (``os.stat``), so rebinding ``os.stat``, a module global such as
     ``guard._PROCESS_EVENTS`` or a builtin later changes nothing for it; it
     has no closure cells; and it refuses the one way to change default
-    arguments (assigning ``__defaults__``/``__kwdefaults__``, as well as
-    ``__code__``, on any function).  Guarded files are recognised by identity
+    arguments (assigning ``__defaults__``/``__kwdefaults__``) on the grader's
+    own functions (``cnncourse/grading/*``, the tripwires), and assigning
+    ``__code__`` on any function.  Guarded files are recognised by identity
     (device, inode), whatever name, relative path or ``/proc`` route is used.
 
     Forbidden calls (the tripwires' ``cnncourse.forbidden`` event) and reads
@@ -266,7 +267,8 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
              _frozen=_FROZEN_ATTRIBUTES, _fs_refused=_FS_REFUSED, _fs_events=_FS_EVENTS,
              _blocked_imports=_BLOCKED_IMPORTS, _proc_ok=_PROC_OK, _write_flags=_WRITE_FLAGS,
              _rfd=record_fd, _rkey=record_key, _oswrite=os.write, _kill=os.kill,
-             _usage=_scratch_usage, _cap=scratch_bytes, _max_entries=scratch_entries):
+             _usage=_scratch_usage, _cap=scratch_bytes, _max_entries=scratch_entries,
+             _function=types.FunctionType, _own_code=os.path.dirname(os.path.abspath(__file__)) + os.sep):
         def record(label):
             if _rkey is None:
                 return
@@ -342,7 +344,14 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
         elif event in _introspection:
             raise _perm(f"the grader does not allow {event}")
         elif event == "object.__setattr__" and _len(args) > 1 and args[1] in _frozen:
-            raise _perm(f"the grader does not allow replacing a function's {args[1]}")
+            # __code__ of any function; defaults of the grader's own functions and the tripwires
+            # (the standard library sets __defaults__ itself: collections.namedtuple ...)
+            if args[1] == "__code__":
+                raise _perm("the grader does not allow replacing a function's __code__")
+            if _type(args[0]) is _function:
+                where = args[0].__code__.co_filename
+                if where.startswith(_own_code) or where.startswith("<forbidden"):
+                    raise _perm(f"the grader does not allow replacing {args[1]} of its own functions")
         elif event in _network:
             raise _perm("the grader does not allow network access")
         elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):

@@ -68,7 +68,7 @@ from .guard import _scratch_usage
 
 __all__ = ["Limits", "SandboxError", "Sandbox", "default_policy", "remove_tree", "kill_all", "STRAY_BYTES"]
 
-STRAY_BYTES = 16 * 2**20  # bytes of frames that are not the awaited reply a child may send before it is ended
+STRAY_BYTES = 8 * 2**20  # bytes of frames that are not the awaited reply a child may send before it is ended
 _RECORD_BYTES = 2**20  # forbidden-call records kept per child (the first ones decide)
 _WATCH_S = 0.2  # how often the watchdog measures the scratch folder
 
