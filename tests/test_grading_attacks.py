@@ -399,7 +399,14 @@ def test_parser_errors_become_invalid_notebook_rows(tmp_path, release_dir):
     sub = autograde.Submission(path, "deep", "01_convolution_1d")
     rows = autograde.grade_submission(sub, rel.read_manifest(release_dir), limits=LIMITS, exercises=_exercises())
     assert [r.points for r in rows] == [0.0, 1.0]  # the pathological cell costs its own exercise only
-    assert nbio.referenced_names("y = 1" + "+1" * 100_000) >= {"y"}
+    assert nbio.referenced_names("y = 1" + "+1" * 100_000) >= {"y"}  # over the parse cap: every word
+    deep = "import numpy\ny = 1" + "+1" * 20_000  # under the cap, too deep for the parser
+    try:
+        __import__("ast").parse(deep)
+        pytest.fail("expected the parser to give up")
+    except (RecursionError, MemoryError):
+        pass
+    assert nbio.import_code({"cells": [{"cell_type": "code", "source": deep}]}) == ""
 
 
 def test_reports_survive_surrogates_and_neutralise_formulas(tmp_path):

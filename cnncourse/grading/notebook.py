@@ -25,6 +25,15 @@ class InvalidNotebook(Exception):
 
 # A cell the parser cannot read: bad syntax, NUL bytes, or nesting deep enough to exhaust its stack or memory.
 _UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
+# Python's parser needs about 200 bytes of memory per token: a cell longer than this (no honest exercise
+# cell comes close) is treated as unparsable rather than let a 10 MB expression cost the grader gigabytes.
+MAX_PARSED_CELL = 64 * 1024
+
+
+def _parse(src: str) -> ast.Module:
+    if len(src) > MAX_PARSED_CELL:
+        raise SyntaxError(f"cell longer than {MAX_PARSED_CELL // 1024} KB")
+    return ast.parse(strip_magics(src))
 
 # Modules whose import statements run in the child *before* its guards (libraries that load C code at
 # import).  Anything else is left out: it is imported, if at all, by the cell itself, under the guards.
@@ -154,7 +163,7 @@ def _bound_names(node) -> set[str]:
 def referenced_names(src: str) -> set[str]:
     """Every name a piece of code reads or writes (an unparsable cell: every word in it)."""
     try:
-        tree = ast.parse(strip_magics(src))
+        tree = _parse(src)
     except _UNPARSABLE:
         return set(re.findall(r"[A-Za-z_]\w*", src))
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
@@ -175,7 +184,7 @@ def import_code(nb: dict, skip=(), needed: set[str] | None = None) -> str:
         if i in skip:
             continue
         try:
-            tree = ast.parse(strip_magics(src))
+            tree = _parse(src)
         except _UNPARSABLE:
             continue
         for node in tree.body:
@@ -203,7 +212,7 @@ def mentions(src: str, function: str, names) -> list[str]:
     every other route (aliases, ``getattr``, helper functions).
     """
     try:
-        tree = ast.parse(strip_magics(src))
+        tree = _parse(src)
     except _UNPARSABLE:
         return []
     bodies = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function]
