@@ -238,6 +238,8 @@ KERNEL_ESCAPES = [
     "os.posix_spawn('/bin/true', ['true'], {})",
     "shutil.copy('/lib64/ld-linux-x86-64.so.2', 'ld.so'); os.chmod('ld.so', 0o755); os.execv('ld.so', ['ld.so'])",
     "open('/dev/shm/cnncourse-probe', 'wb').write(b'x')",
+    "os.close(os.open('/dev/shm/cnncourse-probe', os.O_WRONLY | os.O_CREAT))",
+    "KEEP = [open(f'fd{i}', 'w') for i in range(100)]",  # RLIMIT_NOFILE 64
 ]
 
 
