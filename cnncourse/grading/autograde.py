@@ -37,7 +37,8 @@ from . import notebook as nbio
 from . import release as rel
 from . import wire
 from .report import Row, clean_text
-from .sandbox import Limits, Sandbox, SandboxError, _minimal_env, default_policy, kill_all, remove_tree
+from .sandbox import (STOPPED_READING, Limits, Sandbox, SandboxError, _minimal_env, default_policy, kill_all,
+                      remove_tree)
 
 __all__ = ["Submission", "find_submissions", "grade_submission", "grade", "Limits", "GradingInterrupted"]
 
@@ -227,8 +228,11 @@ class _Session:
                     reply = _check_reply(box.request({"op": "exec", "code": src, "filename": f"<cell {index}>"},
                                                      self._bounded(self.limits.exercise_timeout)), ("ok",))
                 except SandboxError as err:
-                    self.fatal[index] = err
                     box.close()
+                    if err.detail == STOPPED_READING:  # an earlier cell broke the sandbox: no restart helps
+                        self.broken = err
+                        raise self.broken from None
+                    self.fatal[index] = err
                     break
                 box.take_records()  # calls at a cell's top level are blocked, not penalised
                 error = reply.get("error") or {}
@@ -378,6 +382,9 @@ def _failure(head: str, err: SandboxError, what: str, limits: Limits) -> tuple[s
         text = f"{thing} ended the Python process ({detail}): do not call sys.exit or os._exit"
     elif status == "output limit":
         text = f"{thing} printed more than the {limits.output_mb:g} MB output limit"
+        if detail.startswith("scratch folder"):
+            text = (f"{thing} wrote too much: its {detail} ({limits.scratch_mb:g} MB and "
+                    f"{limits.scratch_entries} files and folders in all)")
     elif status == "forbidden":
         text = (f"{thing} {detail}: this exercise asks you to write that yourself, so it earns no points "
                 "(calling the package's reference code or reading its source or a notebook is not allowed)")
@@ -424,7 +431,7 @@ def _grade_exercise(session: _Session, sub: Submission, entry: dict, exercise, p
     try:
         found = _check_reply(session.request({"op": "lookup", "name": function}, deadline), ("defined", "callable"))
     except SandboxError as err:
-        if err.status == "timeout":  # a lookup runs no student code: a cell's top level broke the sandbox
+        if err.status == "timeout" and err.detail != STOPPED_READING:  # a lookup runs no student code
             session.broken = SandboxError("timeout", "the sandbox stopped answering the grader after running the "
                                                      "notebook's exercise cells (their top-level code broke it)")
             err = session.broken

@@ -66,11 +66,13 @@ from pathlib import Path
 from . import wire
 from .guard import _scratch_usage
 
-__all__ = ["Limits", "SandboxError", "Sandbox", "default_policy", "remove_tree", "kill_all", "STRAY_BYTES"]
+__all__ = ["Limits", "SandboxError", "Sandbox", "default_policy", "remove_tree", "kill_all", "STRAY_BYTES",
+           "STOPPED_READING"]
 
 STRAY_BYTES = 8 * 2**20  # bytes of frames that are not the awaited reply a child may send before it is ended
 _RECORD_BYTES = 2**20  # forbidden-call records kept per child (the first ones decide)
 _WATCH_S = 0.2  # how often the watchdog measures the scratch folder
+STOPPED_READING = "the sandbox stopped reading the grader's commands (code run earlier took its command pipe away)"
 
 # The package's parent goes first on sys.path: the child runs the very code the grader runs (an
 # editable install elsewhere, or another checkout of the course, must not supply the child's side).
@@ -414,17 +416,19 @@ class Sandbox:
         self._send(pickle.dumps(dict(command, seq=self._seq)), deadline, seq=self._seq)
         return self._receive(deadline)
 
-    def _timeout(self) -> SandboxError:
+    def _timeout(self, detail: str = "time limit") -> SandboxError:
         self._kill()
         if self._killed not in (None, "timeout"):
             return self._death()
-        return SandboxError("timeout", "time limit")
+        return SandboxError("timeout", detail)
 
     def _send(self, payload: bytes, deadline: float, seq: int | None = None) -> None:
         try:
             wire.write_frame(self._cmd_fd, payload, deadline, seq=self._seq if seq is None else seq)
         except wire.FrameTimeout:
-            raise self._timeout() from None
+            # the harness reads a command as soon as it has replied to the previous one: a command
+            # that cannot be delivered means code run earlier took its command pipe away
+            raise self._timeout(STOPPED_READING) from None
         except OSError:
             raise self._death() from None
 
