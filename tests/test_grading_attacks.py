@@ -301,6 +301,10 @@ def test_write_to_a_reader_that_stopped_reading_has_a_deadline():
         with pytest.raises(wire.FrameTimeout):
             wire.write_frame(w, b"x" * (1 << 20), time.monotonic() + 0.5)
         assert time.monotonic() - start < 3
+        start = time.monotonic()
+        with pytest.raises(wire.FrameTimeout):  # no byte taken for `stall` seconds: given up long before the deadline
+            wire.write_frame(w, b"x" * (1 << 20), time.monotonic() + 600, stall=0.3)
+        assert time.monotonic() - start < 3
     finally:
         os.close(r)
         os.close(w)

@@ -72,6 +72,9 @@ __all__ = ["Limits", "SandboxError", "Sandbox", "default_policy", "remove_tree",
 STRAY_BYTES = 8 * 2**20  # bytes of frames that are not the awaited reply a child may send before it is ended
 _RECORD_BYTES = 2**20  # forbidden-call records kept per child (the first ones decide)
 _WATCH_S = 0.2  # how often the watchdog measures the scratch folder
+# The child's harness reads each command as soon as it has answered the previous one: a command
+# whose bytes it takes none of for this long will never be read (it is not the exercise's time).
+WRITE_STALL_S = 5.0
 STOPPED_READING = "the sandbox stopped reading the grader's commands (code run earlier took its command pipe away)"
 
 # The package's parent goes first on sys.path: the child runs the very code the grader runs (an
@@ -424,7 +427,8 @@ class Sandbox:
 
     def _send(self, payload: bytes, deadline: float, seq: int | None = None) -> None:
         try:
-            wire.write_frame(self._cmd_fd, payload, deadline, seq=self._seq if seq is None else seq)
+            wire.write_frame(self._cmd_fd, payload, deadline, seq=self._seq if seq is None else seq,
+                             stall=WRITE_STALL_S)
         except wire.FrameTimeout:
             # the harness reads a command as soon as it has replied to the previous one: a command
             # that cannot be delivered means code run earlier took its command pipe away

@@ -73,22 +73,27 @@ def _wait(fd: int, deadline: float | None, *, write: bool, what: str) -> None:
         raise FrameTimeout(what)
 
 
-def write_frame(fd: int, payload: bytes, deadline: float | None = None, *, seq: int = 0) -> None:
+def write_frame(fd: int, payload: bytes, deadline: float | None = None, *, seq: int = 0,
+                stall: float | None = None) -> None:
     """Write one frame; raises OSError (EPIPE ...) when the reader is gone, FrameTimeout past the deadline.
 
     With a deadline the descriptor should be non-blocking: ``select`` only says
     that *some* bytes fit, and a blocking ``os.write`` of more than that would
-    wait for the reader with no deadline at all.
+    wait for the reader with no deadline at all.  ``stall`` (seconds): also
+    give up when the reader takes nothing for that long, before the deadline.
     """
     view = memoryview(_HEADER.pack(seq, len(payload)) + payload)
+    progress = time.monotonic()
     while view:
         if deadline is not None:
-            _wait(fd, deadline, write=True, what="the other side stopped reading")
+            limit = deadline if stall is None else min(deadline, progress + stall)
+            _wait(fd, limit, write=True, what="the other side stopped reading")
         try:
             written = os.write(fd, view[: 1 << 16])
         except BlockingIOError:
             continue
         view = view[written:]
+        progress = time.monotonic()
 
 
 def _read_some(fd: int, n: int, deadline: float | None, got: int, total: int) -> bytes:
