@@ -498,3 +498,14 @@ def test_kill_sweeps_processes_that_left_the_group(tmp_path):
         assert escaped.wait(timeout=5) == -signal.SIGKILL
     finally:
         escaped.kill()
+
+
+def test_deep_scratch_tree_is_removed_after_the_child():
+    with Sandbox(LIMITS, default_policy()) as box:
+        box.start(time.monotonic() + 60)
+        scratch = box.scratch
+        code = ("import os\nfd = os.open('.', os.O_RDONLY)\nfor _ in range(1200):\n    os.mkdir('d', dir_fd=fd)\n"
+                "    child = os.open('d', os.O_RDONLY, dir_fd=fd)\n    os.close(fd)\n    fd = child\n")
+        assert box.request({"op": "exec", "code": code}, time.monotonic() + 25)["ok"]
+    sandbox.wait_for_cleanup(25)
+    assert not os.path.exists(scratch)

@@ -38,7 +38,7 @@ from . import release as rel
 from . import wire
 from .report import Row, clean_text
 from .sandbox import (STOPPED_READING, Limits, Sandbox, SandboxError, _minimal_env, default_policy, kill_all,
-                      remove_tree)
+                      remove_tree, wait_for_cleanup)
 
 __all__ = ["Submission", "find_submissions", "grade_submission", "grade", "Limits", "GradingInterrupted"]
 
@@ -634,6 +634,7 @@ def grade(paths, release_dir, *, jobs: int = 1, limits: Limits = Limits(), exerc
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         mpl.remove()
+        wait_for_cleanup()  # every scratch folder is gone when grade() returns
     rows = [r for i in sorted(done) for r in done[i]]
     if interrupted:
         rows += [r for i, s in enumerate(subs) if i not in done

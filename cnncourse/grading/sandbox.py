@@ -46,10 +46,12 @@ checked by the child's audit hook on every open for writing).  Every child
 carries a random marker in its environment; killing a child also sweeps
 ``/proc`` for any process with that marker (one that left the process group
 or session, where the kernel let it start one at all).  The scratch folder is
-removed without recursion (a 1,200-deep tree is no problem).
+removed without recursion (a 1,200-deep tree is no problem), on a background
+thread that :func:`wait_for_cleanup` (and interpreter exit) waits for.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
 import pickle
@@ -66,7 +68,8 @@ from pathlib import Path
 from . import wire
 from .guard import _scratch_usage
 
-__all__ = ["Limits", "SandboxError", "Sandbox", "default_policy", "remove_tree", "kill_all", "STRAY_BYTES",
+__all__ = ["Limits", "SandboxError", "Sandbox", "default_policy", "remove_tree", "kill_all", "wait_for_cleanup",
+           "STRAY_BYTES",
            "STOPPED_READING"]
 
 STRAY_BYTES = 8 * 2**20  # bytes of frames that are not the awaited reply a child may send before it is ended
@@ -239,6 +242,42 @@ def remove_tree(root: str) -> None:
         pass
 
 
+class _Remover:
+    """Deletes dead children's scratch folders on a background thread (a deep tree can take seconds of
+    file-system latency, which need not hold up the next submission); :meth:`wait` before exiting."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._todo: list[str] = []
+        self._thread: threading.Thread | None = None
+        atexit.register(self.wait)
+
+    def remove(self, folder: str) -> None:
+        with self._lock:
+            self._todo.append(folder)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="cnncourse-remover", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._todo:
+                    return
+                folder = self._todo.pop(0)
+            remove_tree(folder)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Return once every folder handed over so far is deleted."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+_REMOVER = _Remover()
+wait_for_cleanup = _REMOVER.wait
+
+
 def _sweep(marker: bytes) -> int:
     """Kill every process whose environment carries ``marker`` (escaped its group or session); return how many."""
     killed = 0
@@ -378,7 +417,7 @@ class Sandbox:
         if self._watchdog is not None and self._watchdog is not threading.current_thread():
             self._watchdog.join(timeout=5)
         if self.scratch is not None:
-            remove_tree(self.scratch)
+            _REMOVER.remove(self.scratch)
             self.scratch = None
 
     def __enter__(self):
