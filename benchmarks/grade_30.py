@@ -4,7 +4,7 @@ Usage::
 
     .venv/bin/python benchmarks/grade_30.py                                  # the grading fixture
     .venv/bin/python benchmarks/grade_30.py --notebook notebooks/03_convolution_2d.ipynb --copies 30
-    .venv/bin/python benchmarks/grade_30.py --attacks --timeout 4      # 30 honest, then 30 honest + every attack
+    .venv/bin/python benchmarks/grade_30.py --attacks --repeat 3       # 30 honest, then 30 honest + every attack
 
 It releases the notebook, builds ``--copies`` submissions (two thirds copies of
 the source, which pass every check and so exercise the slowest path, one third
@@ -44,6 +44,9 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work folder and print its path")
     parser.add_argument("--attacks", action="store_true", help="also grade with the attack corpus (see above)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per exercise (--attacks runs)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="--attacks: alternate both batches this many times and compare the fastest of each "
+                             "(other processes on a shared machine only ever add time)")
     args = parser.parse_args()
     if args.attacks:
         return _attacks(args)
@@ -120,22 +123,27 @@ def _attacks(args) -> int:
         hostile, _expected = attacks.build(work)
         hostile = [str(p) for p in hostile if not Path(p).name.startswith("honest0")]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        results = {}
-        for label, paths in (("honest", honest), ("honest + attacks", honest + hostile)):
-            done = subprocess.run([sys.executable, "-c", _IN_PROCESS,
-                                   json.dumps([paths, str(release), str(work / label), args.timeout])],
-                                  capture_output=True, text=True, env=env)
-            if done.returncode != 0:
-                print(done.stdout, done.stderr, sep="\n")
-                return 1
-            results[label] = json.loads(done.stdout.strip().splitlines()[-1])
-            res = results[label]
-            print(f"{label}: {len(paths)} submissions, {res['elapsed']:.1f} s, grader peak memory "
-                  f"{res['peak_mb']:.0f} MB")
+        results: dict = {}
+        for attempt in range(max(1, args.repeat)):
+            for label, paths in (("honest", honest), ("honest + attacks", honest + hostile)):
+                done = subprocess.run([sys.executable, "-c", _IN_PROCESS,
+                                       json.dumps([paths, str(release), str(work / f"{label}-{attempt}"),
+                                                   args.timeout])], capture_output=True, text=True, env=env)
+                if done.returncode != 0:
+                    print(done.stdout, done.stderr, sep="\n")
+                    return 1
+                res = json.loads(done.stdout.strip().splitlines()[-1])
+                print(f"{label}: {len(paths)} submissions, {res['elapsed']:.1f} s, grader peak memory "
+                      f"{res['peak_mb']:.0f} MB")
+                best = results.get(label)
+                if best is None or res["elapsed"] < best["elapsed"]:
+                    results[label] = dict(res, peak_mb=max(res["peak_mb"], (best or res)["peak_mb"]))
         honest_rows = [s for s in results["honest + attacks"]["rows"] if s[0].startswith("student")]
         ok_rows = all(status == "passed" for _, status in honest_rows) and len(honest_rows) == 2 * args.copies
         ratio = results["honest + attacks"]["elapsed"] / results["honest"]["elapsed"]
-        print(f"ratio {ratio:.2f} (bar: 2.0); every honest row passed: {ok_rows}")
+        print(f"fastest: honest {results['honest']['elapsed']:.1f} s, with attacks "
+              f"{results['honest + attacks']['elapsed']:.1f} s; ratio {ratio:.2f} (bar: 2.0); "
+              f"every honest row passed: {ok_rows}; grader peak {results['honest + attacks']['peak_mb']:.0f} MB")
         return 0 if ratio <= 2.0 and ok_rows else 1
     finally:
         if not args.keep:
