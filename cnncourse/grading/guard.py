@@ -24,7 +24,12 @@ Two pieces:
   object walks, trace and profile functions and replacing a function's
   ``__code__`` (the routes to the guards' own objects); network connections;
   signalling other processes.  Its settings are default arguments bound when
-  it is made, immutable, out of student code's reach.
+  it is made, immutable, out of student code's reach (module globals such as
+  ``_PROCESS_EVENTS`` are read once, when the hook is made, and it refuses
+  rewriting ``__defaults__``/``__kwdefaults__`` of the grader's functions).
+  It also records every forbidden call (the tripwires raise a
+  ``cnncourse.forbidden`` audit event) and every refused read of guarded
+  code on a pipe to the grader, where student code cannot take it back.
 
 Where the kernel offers Landlock, :mod:`cnncourse.grading.landlock` enforces
 the file-system, exec, network and signal limits in the kernel as well, so the
