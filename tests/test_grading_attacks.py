@@ -264,6 +264,16 @@ _g.os = None
 """
 
 
+def test_no_compiled_module_from_scratch():
+    load = ("open('evil.cpython-311-x86_64-linux-gnu.so', 'wb').write(b'\\x7fELF not really');"
+            "import importlib.machinery, importlib.util;"
+            "loader = importlib.machinery.ExtensionFileLoader('evil', os.path.abspath("
+            "'evil.cpython-311-x86_64-linux-gnu.so'));"
+            "loader.create_module(importlib.util.spec_from_loader('evil', loader))")
+    _, got = _probe([load])
+    assert got == {load: "PermissionError"}
+
+
 def test_the_guard_cannot_be_rewritten_from_inside():
     _, got = _probe(["os.chdir('/')", "open(TEST_FILE)", "__import__('gc').get_objects()",
                      "_g._trip.__defaults__ = (print,)", "_g._scratch_usage.__defaults__ = (os.scandir, 0)",

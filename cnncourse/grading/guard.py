@@ -364,8 +364,15 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
                 raise _perm("the grader does not allow signalling other processes")
             if event == "os.killpg" and args[0] != _pid:
                 raise _perm("the grader does not allow signalling other processes")
-        elif event == "import" and args and args[0] in _blocked_imports:
-            raise _perm(f"the grader does not allow importing {args[0]}")
+        elif event == "import" and args:
+            if args[0] in _blocked_imports:
+                raise _perm(f"the grader does not allow importing {args[0]}")
+            # an extension module's C code runs without audit events: none may come from the scratch folder
+            if _len(args) > 1 and (_type(args[1]) is _str or _type(args[1]) is _bytes) and args[1]:
+                text = args[1] if _type(args[1]) is _str else args[1].decode("utf-8", "surrogateescape")
+                p = _realpath(text if text.startswith(_sep) else _join(_getcwd(), text))
+                if [r for r in _write if p == r or p.startswith(r + _sep)]:
+                    raise _perm("the grader does not allow loading compiled code from the scratch folder")
         elif event in _fs_refused:
             raise _perm(f"the grader does not allow {event}")
         elif event in _fs_events:

@@ -77,7 +77,8 @@ _RECORD_BYTES = 2**20  # forbidden-call records kept per child (the first ones d
 _WATCH_S = 0.2  # how often the watchdog measures the scratch folder
 # The child's harness reads each command as soon as it has answered the previous one: a command
 # whose bytes it takes none of for this long will never be read (it is not the exercise's time).
-WRITE_STALL_S = 5.0
+# Honest commands (cells, arguments: at most a few KB) fit in the pipe and never wait at all.
+WRITE_STALL_S = 2.0
 STOPPED_READING = "the sandbox stopped reading the grader's commands (code run earlier took its command pipe away)"
 
 # The package's parent goes first on sys.path: the child runs the very code the grader runs (an
