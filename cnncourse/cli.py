@@ -35,7 +35,8 @@ def _limits(args):
     from .grading.sandbox import Limits
 
     return Limits(exercise_timeout=args.timeout, notebook_timeout=args.notebook_timeout,
-                  memory_mb=args.memory_mb, output_mb=args.output_mb)
+                  memory_mb=args.memory_mb, output_mb=args.output_mb,
+                  scratch_mb=getattr(args, "scratch_mb", Limits.scratch_mb))
 
 
 def _validate(args) -> int:
@@ -51,20 +52,35 @@ def _validate(args) -> int:
 
 
 def _grade(args) -> int:
-    from .grading import release as rel
-    from .grading.autograde import grade
-    from .grading.report import summary, write_reports
+    import signal
 
+    from .grading import release as rel
+    from .grading.autograde import GradingInterrupted, grade
+    from .grading.report import clean_text, summary, write_reports
+
+    def terminate(signum, frame):  # SIGTERM stops the run as Ctrl-C does: what is done is still written
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    interrupted = False
     try:
         rows = grade(args.submissions, args.release, jobs=args.jobs, limits=_limits(args),
                      progress=not args.no_progress)
     except rel.ReleaseError as err:
         print(err, file=sys.stderr)
         return 2
-    written = write_reports(rows, args.output, meta={"release": str(Path(args.release).resolve())})
+    except GradingInterrupted as stop:
+        rows, interrupted = stop.rows, True
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    written = write_reports(rows, args.output, meta={"release": str(Path(args.release).resolve()),
+                                                     "interrupted": interrupted})
     for student, total in summary(rows).items():
-        print(f"{student}: {total['points']:g} / {total['max']:g}")
+        print(f"{clean_text(student)}: {total['points']:g} / {total['max']:g}")
     print(f"wrote {written['csv']}, {written['json']} and {len(written['feedback'])} feedback file(s)")
+    if interrupted:
+        print("grading was interrupted: submissions not graded have an 'error' row saying so", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -93,6 +109,8 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
                    help=f"memory limit of the sandbox (default {d.memory_mb})")
     p.add_argument("--output-mb", type=float, default=d.output_mb, metavar="MB",
                    help=f"printed output allowed per submission (default {d.output_mb:g})")
+    p.add_argument("--scratch-mb", type=float, default=d.scratch_mb, metavar="MB",
+                   help=f"all files a submission writes in its scratch folder together (default {d.scratch_mb:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:

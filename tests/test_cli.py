@@ -75,8 +75,10 @@ def test_grade_writes_reports(tmp_path, capsys):
         ("invalid_json", "1.1", "invalid notebook", 0.0), ("invalid_json", "1.2", "invalid notebook", 0.0),
         ("partial", "1.1", "passed", 1.0), ("partial", "1.2", "failed", 0.0)]
     assert (tmp_path / "report" / "grades.csv").exists()
-    assert sorted(p.name for p in (tmp_path / "report" / "feedback").iterdir()) == [
-        "correct.md", "empty_release.md", "invalid_json.md", "partial.md"]
+    from cnncourse.grading.report import feedback_name  # <name>-<hash>.md: unique per student
+
+    assert sorted(p.name for p in (tmp_path / "report" / "feedback").iterdir()) == sorted(
+        feedback_name(s) for s in ("correct", "empty_release", "invalid_json", "partial"))
 
 
 def test_grade_needs_a_release(tmp_path, capsys):

@@ -55,7 +55,7 @@ EXPECTED = {
     "tamper_builtins": (("failed", 0), ("not attempted", 0)),
     "fake_print": (("not attempted", 0), ("failed", 0)),
     "fake_report": (("failed", 0), ("not attempted", 0)),
-    "forge_channel": (("not attempted", 0), ("passed", 1)),
+    "forge_channel": (("error", 0), ("passed", 1)),  # old-format frames: garbage sizes, over the stray cap
     "forbidden_direct": (("forbidden", 0), ("forbidden", 0)),
     "forbidden_sneaky": (("forbidden", 0), ("forbidden", 0)),
     "forbidden_reload": (("forbidden", 0), ("failed", 0)),
@@ -79,6 +79,7 @@ FEEDBACK = {
     "forbidden_direct": ("uses `cc.signal.correlate1d`, which this exercise", "uses `cc.signal.conv_matrix`"),
     "forbidden_sneaky": ("uses `cc.signal.correlate1d`", "reads the source of cnncourse.signal"),
     "forbidden_reload": ("reads the source of cnncourse.signal", "could not get source code"),
+    "forge_channel": ("that was not a reply", "✔"),
 }
 
 
@@ -257,7 +258,7 @@ def test_reports(graded, tmp_path):
                                "partial": {"points": 1.0, "max": 2.0}}
     assert [(r["student"], r["exercise"], r["status"]) for r in data["rows"]][:2] == [
         ("correct", "1.1", "passed"), ("correct", "1.2", "passed")]
-    md = (tmp_path / "feedback" / "partial.md").read_text()
+    md = (tmp_path / "feedback" / report.feedback_name("partial")).read_text()
     assert "Total: **1 / 2** points." in md and "| 1.2 | 0 / 1 | failed |" in md and "likely cause" in md
 
 
@@ -331,7 +332,7 @@ def test_frames_time_out_and_refuse_oversize():
     try:
         with pytest.raises(wire.FrameTimeout):
             wire.read_frame(r, __import__("time").monotonic() + 0.05)
-        os.write(w, (2**40).to_bytes(8, "big"))
+        os.write(w, (0).to_bytes(8, "big") + (2**40).to_bytes(8, "big"))  # header: sequence number, length
         with pytest.raises(wire.FrameError, match="exceeds"):
             wire.read_frame(r, None)
     finally:
@@ -340,10 +341,10 @@ def test_frames_time_out_and_refuse_oversize():
 
 
 def test_import_code_and_magics():
-    nb = {"cells": [{"cell_type": "code", "source": "%matplotlib inline\nimport numpy as np\nx = 1\nfrom a import (b,\n  c)"},
+    nb = {"cells": [{"cell_type": "code", "source": "%matplotlib inline\nimport numpy as np\nx = 1\nfrom scipy import (b,\n  c)\nimport _posixsubprocess"},
                     {"cell_type": "code", "source": "import os\ndef f(): pass"}]}
     assert nbio.import_code(nb, skip={1}) == ("try:\n    import numpy as np\nexcept BaseException:\n    pass\n"
-                                              "try:\n    from a import b, c\nexcept BaseException:\n    pass\n")
+                                              "try:\n    from scipy import b, c\nexcept BaseException:\n    pass\n")
     assert nbio.mentions("def f(x):\n    return cc.signal.correlate1d(x, x)\n", "f", ["cnncourse.signal.correlate1d"])
     assert not nbio.mentions("def f(x):\n    return correlate1d_mine(x)\n", "f", ["cnncourse.signal.correlate1d"])
 

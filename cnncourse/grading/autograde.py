@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import hashlib
+import os
 import pickle
-import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -35,10 +37,21 @@ from ..checks import policy as _policy
 from . import notebook as nbio
 from . import release as rel
 from . import wire
-from .report import Row
-from .sandbox import Limits, Sandbox, SandboxError, _minimal_env, default_policy
+from .report import Row, clean_text
+from .sandbox import (STOPPED_READING, Limits, Sandbox, SandboxError, _minimal_env, default_policy, kill_all,
+                      remove_tree, wait_for_cleanup)
 
-__all__ = ["Submission", "find_submissions", "grade_submission", "grade", "Limits"]
+__all__ = ["Submission", "find_submissions", "grade_submission", "grade", "Limits", "GradingInterrupted"]
+
+_ABORT = threading.Event()  # set when the instructor interrupts the run: no new child starts
+
+
+class GradingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during :func:`grade`; ``rows`` holds every finished submission's rows."""
+
+    def __init__(self, rows):
+        super().__init__("grading interrupted")
+        self.rows = rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +61,8 @@ class Submission:
     path: Path
     student: str
     notebook: str | None  # stem of the released notebook it answers; None: could not tell
+    problem: str | None = None  # why it is refused unread ("not a regular file ...")
+    note: str | None = None  # a warning put in front of every row's feedback (two files, one student)
 
 
 def _which_notebook(stem: str, notebooks) -> str | None:
@@ -57,29 +72,92 @@ def _which_notebook(stem: str, notebooks) -> str | None:
     return next(iter(notebooks)) if len(notebooks) == 1 else None
 
 
+def _student_name(text: str) -> str:
+    """A student name from a path part: one line, no control or bidi characters, at most 100 characters."""
+    return clean_text(" ".join(str(text).split()), limit=100).strip() or "student"
+
+
+def _walk_notebooks(root: Path):
+    """``.ipynb`` entries below ``root`` (checkpoints skipped), without following links and without recursion."""
+    todo, found = [root], []
+    while todo:
+        folder = todo.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if entry.name != ".ipynb_checkpoints":
+                    todo.append(Path(entry.path))
+            elif entry.name.endswith(".ipynb"):
+                found.append(Path(entry.path))
+    return sorted(found)
+
+
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` is not a submission the grader may read (None: a regular file)."""
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        return f"cannot read the file ({err.strerror})"
+    if stat.S_ISLNK(st.st_mode):
+        return "not a regular file (a link): the grader reads only regular files inside the submission folders"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a FIFO, device, socket or folder): the grader reads only regular files"
+    return None
+
+
 def find_submissions(paths, notebooks) -> list[Submission]:
     """Turn command-line paths into submissions.
 
     A folder is one student (its name); every ``.ipynb`` below it is a
-    submission (checkpoints skipped).  A file is one submission: the student
-    is the file name without the notebook's name (``alice_01_convolution_1d.ipynb``
-    -> ``alice``) or, for a file named exactly like the notebook, its folder's
+    submission (checkpoints skipped; links, to files or folders, are not
+    followed).  A file is one submission: the student is the file name
+    without the notebook's name (``alice_01_convolution_1d.ipynb`` ->
+    ``alice``) or, for a file named exactly like the notebook, its folder's
     name.  The notebook is the released one whose name the file name contains
     (or the only released one).
+
+    Anything that is not a regular file (a link, even to a notebook; a FIFO;
+    a device) becomes a submission with a ``problem``: it gets a clear row
+    and is never opened.  Names are sanitised (one line, no control or
+    bidirectional characters).  Two submissions of one notebook that map to
+    the same student are both kept, under distinct names
+    (``name [file-hash]``) and with a warning in their feedback: never merged.
     """
     subs = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in f.parts)
+            files = _walk_notebooks(p)
+            student = _student_name(p.resolve().name)
             if not files:
-                subs.append(Submission(p, p.name, None))
+                subs.append(Submission(p, student, None))
             for f in files:
-                subs.append(Submission(f, p.name, _which_notebook(f.stem, notebooks)))
+                subs.append(Submission(f, student, _which_notebook(f.stem, notebooks), _not_regular(f)))
         else:
             nb = _which_notebook(p.stem, notebooks)
             rest = p.stem.replace(nb, "").strip(" _-.") if nb else p.stem
-            student = rest or p.resolve().parent.name
-            subs.append(Submission(p, student, nb))
+            student = _student_name(rest or p.absolute().parent.name)
+            subs.append(Submission(p, student, nb, _not_regular(p)))
+    groups: dict = {}
+    for i, sub in enumerate(subs):
+        if sub.notebook is not None:
+            groups.setdefault((sub.student, sub.notebook), []).append(i)
+    for (student, notebook), members in groups.items():
+        if len(members) < 2:
+            continue
+        files = ", ".join(clean_text(str(subs[i].path), limit=300) for i in members)
+        for i in members:
+            tag = hashlib.sha256(str(subs[i].path).encode("utf-8", "surrogateescape")).hexdigest()[:6]
+            note = (f"⚠ {len(members)} submissions of {notebook} map to the student '{student}' ({files}); "
+                    "each is graded on its own under a distinct name: check which one is theirs")
+            subs[i] = dataclasses.replace(subs[i], student=f"{student} [{tag}]", note=note)
     return subs
 
 
@@ -105,7 +183,7 @@ class _MatplotlibCache:
 
     def remove(self) -> None:
         if self.folder:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_tree(self.folder)
             self.folder = None
 
 
@@ -133,7 +211,9 @@ class _Session:
         if self.broken is not None:
             raise self.broken
         while self.sandbox is None:
-            box = Sandbox(self.limits, self.policy, env=self.env)
+            if _ABORT.is_set():
+                raise SandboxError("error", "the grading run was interrupted")
+            box = Sandbox(self.limits, self.policy, env=self.env, hard_deadline=self.deadline + 5)
             try:
                 _check_reply(box.start(self._bounded(self.limits.startup_timeout), self.imports), ("ready",))
             except SandboxError as err:
@@ -149,9 +229,13 @@ class _Session:
                     reply = _check_reply(box.request({"op": "exec", "code": src, "filename": f"<cell {index}>"},
                                                      self._bounded(self.limits.exercise_timeout)), ("ok",))
                 except SandboxError as err:
-                    self.fatal[index] = err
                     box.close()
+                    if err.detail == STOPPED_READING:  # an earlier cell broke the sandbox: no restart helps
+                        self.broken = err
+                        raise self.broken from None
+                    self.fatal[index] = err
                     break
+                box.take_records()  # calls at a cell's top level are blocked, not penalised
                 error = reply.get("error") or {}
                 if reply.get("output_limit") or error.get("output"):
                     self.fatal[index] = SandboxError("output limit", "output limit")
@@ -169,8 +253,12 @@ class _Session:
         return self.sandbox
 
     def request(self, command: dict, deadline: float) -> dict:
+        """The child's reply, plus ``"records"``: what its audit hook recorded meanwhile (set here, not by it)."""
         try:
-            return self.ensure().request(command, deadline)
+            box = self.ensure()
+            reply = box.request(command, deadline)
+            reply["records"] = box.take_records()
+            return reply
         except SandboxError:
             self.close()
             raise
@@ -185,10 +273,10 @@ def _check_reply(reply: dict, keys) -> dict:
 def _exception(info: dict, base=Exception):
     """An exception that prints like the student's (same class name and message)."""
     raw = str(info.get("type", "Exception"))[:80]
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in raw) or "Exception"
+    name = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in raw) or "Exception"
     if name[0].isdigit():
         name = "_" + name
-    return type(name, (base,), {})(str(info.get("message", ""))[:2000])
+    return type(name, (base,), {})(clean_text(info.get("message", ""), multiline=True, limit=2000))
 
 
 class _Retry(BaseException):
@@ -221,12 +309,17 @@ class _Proxy:
             payload = pickle.dumps((args, kwargs))
         except Exception as err:
             raise SandboxError("error", f"the grader cannot send the check's arguments ({err})") from None
+        sent = {i: a for i, a in enumerate(args) if isinstance(a, np.ndarray)}
         reply = self.session.request({"op": "call", "name": self.function, "payload": payload}, self.deadline)
         reply = _check_reply(reply, ("outcome",))
         error = reply.get("error") or {}
-        labels = list(reply.get("forbidden") or [])
+        if not isinstance(error, dict):
+            raise SandboxError("error", "the grader could not read the reply (the submission interfered with the grader)")
+        labels = list(reply.get("records") or [])
+        claimed = reply.get("forbidden") or []
+        labels += [str(x) for x in claimed] if isinstance(claimed, list) else []
         if error.get("forbidden"):
-            labels.append(error.get("message", ""))
+            labels.append(str(error.get("message", "")))
         self._forbidden(labels)
         if reply.get("output_limit") or error.get("output"):
             raise SandboxError("output limit", "output limit")
@@ -236,20 +329,37 @@ class _Proxy:
             if error.get("memory"):
                 raise SandboxError("memory limit", "memory limit")
             if "exit" in error:
-                raise SandboxError("exited", f"it called sys.exit({error['exit']})")
+                raise SandboxError("exited", f"it called sys.exit({clean_text(error['exit'], limit=200)})")
             raise _exception(error, NotImplementedError if error.get("not_implemented") else Exception)
         try:
             value = wire.decode(reply.get("value"))
-            changed = {int(k): wire.decode(v) for k, v in (reply.get("changed_args") or {}).items()}
-        except (wire.FrameError, ValueError, AttributeError) as err:
+            after = reply.get("args_after")
+            if not isinstance(after, dict) or sorted(after) != sorted(map(str, sent)):
+                raise wire.FrameError("the reply does not carry the array arguments back")
+            returned = {int(k): wire.decode(v) for k, v in after.items()}
+        except (wire.FrameError, ValueError, AttributeError, TypeError) as err:
             raise SandboxError("error", f"the grader could not read the returned value ({err})") from None
-        for i, new in changed.items():  # mirror in-place changes so the check can report them
-            if 0 <= i < len(args) and isinstance(args[i], np.ndarray) and np.shape(new) == args[i].shape:
-                try:
-                    args[i][...] = new
-                except (TypeError, ValueError):
-                    pass
+        for i, new in returned.items():  # the grader decides whether an argument changed, and mirrors it
+            _mirror(args[i], new)
         return value
+
+
+def _mirror(arg, new) -> None:
+    """Make the check's array ``arg`` look as the child's copy does after the call (the in-place check's input)."""
+    import numpy as np
+
+    same_layout = isinstance(new, np.ndarray) and new.shape == arg.shape and new.dtype == arg.dtype
+    if same_layout and np.array_equal(new, arg, equal_nan=arg.dtype.kind in "fc"):
+        return
+    try:
+        if same_layout:
+            arg[...] = new
+            return
+        flat = arg.reshape(-1)  # reshaped, resized or retyped in place: make "not what it passed" visible
+        if flat.size:
+            flat[0] = 1 if flat[0] == 0 else 0
+    except (TypeError, ValueError, AttributeError):
+        pass
 
 
 _WHAT = {"function": "the function", "cell": "the cell that defines it (its top-level code)",
@@ -272,6 +382,9 @@ def _failure(head: str, err: SandboxError, what: str, limits: Limits) -> tuple[s
         text = f"{thing} ended the Python process ({detail}): do not call sys.exit or os._exit"
     elif status == "output limit":
         text = f"{thing} printed more than the {limits.output_mb:g} MB output limit"
+        if detail.startswith("scratch folder"):
+            text = (f"{thing} wrote too much: its {detail} ({limits.scratch_mb:g} MB and "
+                    f"{limits.scratch_entries} files and folders in all)")
     elif status == "forbidden":
         text = f"{thing} {detail}"  # the policy's wording (cnncourse.checks.policy.forbidden_message)
     else:
@@ -281,6 +394,8 @@ def _failure(head: str, err: SandboxError, what: str, limits: Limits) -> tuple[s
 
 def _row(sub: Submission, entry: dict, status: str, feedback: str, passed: bool = False) -> Row:
     points = float(entry["points"])
+    if sub.note:
+        feedback = f"{sub.note}\n{feedback}"
     return Row(sub.student, sub.notebook or "", entry["exercise"], points if passed else 0.0, points, status, feedback,
                str(sub.path))
 
@@ -315,6 +430,10 @@ def _grade_exercise(session: _Session, sub: Submission, entry: dict, exercise, p
     try:
         found = _check_reply(session.request({"op": "lookup", "name": function}, deadline), ("defined", "callable"))
     except SandboxError as err:
+        if err.status == "timeout" and err.detail != STOPPED_READING:  # a lookup runs no student code
+            session.broken = SandboxError("timeout", "the sandbox stopped answering the grader after running the "
+                                                     "notebook's exercise cells (their top-level code broke it)")
+            err = session.broken
         return _row(sub, entry, *_failure(head, err, "function", limits))
     if not found["defined"]:
         if fatal:
@@ -369,12 +488,20 @@ def grade_submission(sub: Submission, manifest: dict, *, limits: Limits = Limits
                     f"✘ cannot tell which released notebook {sub.path.name} answers (released: {names})",
                     str(sub.path))]
     entries = notebooks[sub.notebook]["exercises"]
+
+    def invalid(reason: str) -> list[Row]:
+        return [_row(sub, e, "invalid notebook", f"✘ Exercise {e['exercise']} ({e['function']}): "
+                                                 f"the submission is not a readable notebook: {reason}") for e in entries]
+
+    if sub.problem:
+        return invalid(sub.problem)
     try:
         nb = nbio.load(sub.path)
+        plan = _plan(nb, entries)
     except nbio.InvalidNotebook as err:
-        return [_row(sub, e, "invalid notebook", f"✘ Exercise {e['exercise']} ({e['function']}): "
-                                                 f"the submission is not a readable notebook: {err}") for e in entries]
-    plan = _plan(nb, entries)
+        return invalid(str(err))
+    except (RecursionError, MemoryError) as err:  # the grader's own parsers on a pathological cell
+        return invalid(f"a cell is too deeply nested or too large to parse ({type(err).__name__})")
     policy = dict(policy or default_policy())
     env, own_cache = None, mpl_cache is None
     mpl_cache = mpl_cache or _MatplotlibCache()
@@ -412,20 +539,54 @@ def grade_submission(sub: Submission, manifest: dict, *, limits: Limits = Limits
 
 # ---- many submissions -------------------------------------------------------------------------
 
+def _error_rows(sub: Submission, manifest: dict, text: str) -> list[Row]:
+    entries = manifest.get("notebooks", {}).get(sub.notebook, {}).get("exercises") or [None]
+    return [_row(sub, e, "error", f"✘ Exercise {e['exercise']} ({e['function']}): {text}") if e else
+            Row(sub.student, sub.notebook or "", "", 0.0, 0.0, "error", f"✘ {text}", str(sub.path))
+            for e in entries]
+
+
 def _grade_safely(sub: Submission, manifest: dict, **kwargs) -> list[Row]:
-    """:func:`grade_submission`, turning a grader bug into "error" rows instead of stopping the run."""
+    """:func:`grade_submission`, turning anything it raises into "error" rows instead of stopping the run.
+
+    It catches ``BaseException``: a ``SystemExit``, a stray ``SandboxError`` or
+    any other exception escaping the grading of one submission costs that
+    submission only.  (The instructor's Ctrl-C arrives in the main thread,
+    where :func:`grade` handles it.)
+    """
     try:
         return grade_submission(sub, manifest, **kwargs)
-    except Exception as err:
-        entries = manifest.get("notebooks", {}).get(sub.notebook, {}).get("exercises") or [None]
-        text = f"the grader failed on this submission ({type(err).__name__}: {err}); please report it"
-        return [_row(sub, e, "error", f"✘ Exercise {e['exercise']} ({e['function']}): {text}") if e else
-                Row(sub.student, sub.notebook or "", "", 0.0, 0.0, "error", f"✘ {text}", str(sub.path))
-                for e in entries]
+    except BaseException as err:  # noqa: BLE001 - one submission must never end the run
+        try:
+            detail = clean_text(f"{type(err).__name__}: {err}", limit=500)
+        except BaseException:
+            detail = type(err).__name__
+        return _error_rows(sub, manifest, f"the grader failed on this submission ({detail}); please report it")
 
 
 def _sort_key(row: Row):
     return (row.student, row.notebook, rel._number_key(row.exercise) if row.exercise else (), row.submission)
+
+
+def _policy_for(paths, release_dir, subs) -> dict:
+    """The child's policy: the grading folders unreadable, every notebook recognised by identity.
+
+    The child is told the *parents* of the folders and files named on the
+    command line (and the release folder), never a student's folder or file
+    name, and it gets the notebooks to guard as ``[device, inode]`` pairs.
+    """
+    named = [Path(p).absolute() for p in paths]
+    deny = {Path(release_dir).resolve(), *(p.parent.resolve() for p in named)}
+    policy = default_policy(extra_deny=sorted(map(str, deny)))
+    keys = set(map(tuple, policy.get("guard_keys", ())))
+    for path in [s.path for s in subs if not s.problem] + sorted(Path(release_dir).glob("*.ipynb")):
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            continue
+        keys.add((st.st_dev, st.st_ino))
+    policy["guard_keys"] = sorted(keys)
+    return policy
 
 
 def grade(paths, release_dir, *, jobs: int = 1, limits: Limits = Limits(), exercises=None,
@@ -433,26 +594,42 @@ def grade(paths, release_dir, *, jobs: int = 1, limits: Limits = Limits(), exerc
     """Grade every submission under ``paths`` against the release in ``release_dir``.
 
     ``jobs`` submissions are graded at once (each in its own child process).
-    Rows come back sorted by student, notebook and exercise.
+    Rows come back sorted by student, notebook and exercise; every submission
+    gets its rows, whatever it does.  Ctrl-C (KeyboardInterrupt) kills the
+    running children at once and raises :class:`GradingInterrupted`, whose
+    ``rows`` hold the finished submissions' rows and an "error" row
+    ("not graded: the run was interrupted") for each of the others.
     """
     from tqdm.auto import tqdm
 
     manifest = rel.read_manifest(release_dir)
     subs = find_submissions(paths, manifest.get("notebooks", {}))
-    deny = {Path(release_dir).resolve(), *(Path(p).resolve() for p in paths)}
-    deny |= {p.parent for p in deny if p.is_file()}
-    notebooks = [s.path for s in subs] + sorted(Path(release_dir).glob("*.ipynb"))
-    policy = default_policy(extra_deny=sorted(map(str, deny)), guard_files=notebooks)
+    policy = _policy_for(paths, release_dir, subs)
     mpl = _MatplotlibCache()
-    rows: list[Row] = []
+    done: dict[int, list[Row]] = {}
+    _ABORT.clear()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs))
+    interrupted = False
     try:
-        futures = [pool.submit(_grade_safely, s, manifest, limits=limits, exercises=exercises, policy=policy,
-                               mpl_cache=mpl) for s in subs]
-        for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), unit="notebook",
-                           desc="grading", disable=not progress):
-            rows.extend(future.result())
+        futures = {pool.submit(_grade_safely, s, manifest, limits=limits, exercises=exercises, policy=policy,
+                               mpl_cache=mpl): i for i, s in enumerate(subs)}
+        try:
+            for future in tqdm(concurrent.futures.as_completed(futures), total=len(futures), unit="notebook",
+                               desc="grading", disable=not progress):
+                done[futures[future]] = future.result()
+        except KeyboardInterrupt:
+            interrupted = True
+            _ABORT.set()
+            for future in futures:
+                future.cancel()
+            kill_all()  # running children die now: their workers return at once
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: finish the running ones, drop the rest
+        pool.shutdown(wait=True, cancel_futures=True)
         mpl.remove()
+        wait_for_cleanup()  # every scratch folder is gone when grade() returns
+    rows = [r for i in sorted(done) for r in done[i]]
+    if interrupted:
+        rows += [r for i, s in enumerate(subs) if i not in done
+                 for r in _error_rows(s, manifest, "not graded: the grading run was interrupted")]
+        raise GradingInterrupted(sorted(rows, key=_sort_key))
     return sorted(rows, key=_sort_key)

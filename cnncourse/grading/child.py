@@ -2,12 +2,16 @@
 
 Started by :class:`cnncourse.grading.sandbox.Sandbox` as::
 
-    python -I -c "...; from cnncourse.grading.child import main; main()" RESULT_FD MEM CPU FSIZE
+    python -I -c "...; from cnncourse.grading.child import main; main()" RESULT_FD RECORD_FD MEM CPU FSIZE
 
 It applies its resource limits first, reads a setup frame (the notebook's
 import statements and the guard policy) from stdin, runs the imports,
-installs the guards (:mod:`cnncourse.grading.guard`), then serves commands
-from stdin until told to stop or stdin closes:
+installs the guards (tripwires and the audit hook of
+:mod:`cnncourse.grading.guard`, Landlock, the seccomp filter of
+:mod:`cnncourse.grading.seccomp`, the open-file and process limits), forgets
+the setup data (nothing student code can find on the stack or in a module
+names another submission), then serves commands from stdin until told to
+stop or stdin closes:
 
 * ``exec``: run one block of student code (a cell) in the submission's namespace;
 * ``lookup``: is ``name`` defined and callable?
@@ -17,7 +21,11 @@ from stdin until told to stop or stdin closes:
 
 Replies go to RESULT_FD.  Everything here is *untrusted once student code has
 run*: the grader treats replies as claims about what the student's function
-returned, never as a verdict.
+returned, never as a verdict.  A call's reply carries every array argument as
+it is after the call; the grader compares them with what it sent (the
+in-place check is the grader's).  Forbidden calls and reads are written by
+the audit hook to RECORD_FD, a pipe only the hook writes to by design (see
+:func:`cnncourse.grading.guard.install_hook`).
 """
 from __future__ import annotations
 
@@ -104,7 +112,7 @@ class _Child:
     def reply(self, message: dict) -> None:
         from . import wire
 
-        wire.write_frame(self.result_fd, wire.dumps(message))
+        wire.write_frame(self.result_fd, wire.dumps(message), seq=int(message.get("seq") or 0))
 
     def output_overflow(self) -> bool:
         try:
@@ -137,19 +145,15 @@ class _Child:
         from . import guard, wire
 
         guard.calls()
-        args, kwargs = pickle.loads(cmd["payload"])
-        before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
         reply: dict = {}
         try:
+            args, kwargs = pickle.loads(cmd["payload"])  # may import the check's module (its helper functions)
             value = self.namespace[cmd["name"]](*args, **kwargs)
             self.restore_builtins()
             reply["outcome"] = "returned"
             reply["value"] = wire.encode(value)
-            changed = {}
-            for i, (old, new) in enumerate(zip(before, args)):
-                if old is not None and isinstance(new, np.ndarray) and not np.array_equal(old, new, equal_nan=True):
-                    changed[str(i)] = wire.encode(new)
-            reply["changed_args"] = changed
+            # every array argument as it is now: the grader compares it with what it sent
+            reply["args_after"] = {str(i): wire.encode(a) for i, a in enumerate(args) if isinstance(a, np.ndarray)}
         except BaseException as err:  # whatever the student's code raised, reported
             self.restore_builtins()
             reply = {"outcome": "raised", "error": _error(err)}
@@ -162,7 +166,8 @@ class _Child:
 
         while True:
             try:
-                cmd = pickle.loads(wire.read_frame(self.cmd_fd, None))
+                _seq, payload = wire.read_frame(self.cmd_fd, None)
+                cmd = pickle.loads(payload)
             except wire.FrameError:  # the grader closed the pipe: we are done
                 return
             op = cmd.get("op")
@@ -172,8 +177,22 @@ class _Child:
             self.reply(dict(handler(cmd), seq=cmd.get("seq")))
 
 
+def _harden(setup: dict) -> dict:
+    """Limits that hold whatever student code does: seccomp, open files, processes."""
+    from . import seccomp
+
+    done = {"seccomp": False}
+    try:
+        done["seccomp"] = seccomp.install()
+    except Exception:  # never let an optional kernel layer stop grading
+        pass
+    _limit(resource.RLIMIT_NOFILE, int(setup.get("open_files", 0)))
+    _limit(resource.RLIMIT_NPROC, 1)  # counted per user: ignored for root, where seccomp stops fork instead
+    return done
+
+
 def main() -> None:
-    result_fd, memory, cpu, fsize = (int(a) for a in sys.argv[1:5])
+    result_fd, record_fd, memory, cpu, fsize = (int(a) for a in sys.argv[1:6])
     _limit(resource.RLIMIT_AS, memory)
     _limit(resource.RLIMIT_CPU, cpu)
     _limit(resource.RLIMIT_FSIZE, fsize)
@@ -197,18 +216,37 @@ def main() -> None:
 
     import cnncourse  # noqa: F401
 
+    from . import guard, seccomp, wire  # noqa: F401
+
+    child = _Child(cmd_fd, result_fd, fsize)
+    ready = _setup(child, record_fd)
+    child.reply(ready)
+    del ready
+    child.serve()
+    os._exit(0)  # skip interpreter teardown: student objects' __del__ may hang or crash
+
+
+def _setup(child: _Child, record_fd: int) -> dict:
+    """Read the setup frame, run the notebook's imports, install every guard; return the ready reply.
+
+    A function of its own so that the setup data (the policy, folder names)
+    is gone from every frame once it returns: student code that walks up the
+    stack from its function finds ``main`` and ``serve``, and nothing in them.
+    """
     from . import guard, wire
 
-    setup = pickle.loads(wire.read_frame(cmd_fd, None))
-    child = _Child(cmd_fd, result_fd, fsize)
-    # The notebook's import statements (nothing but imports of installed
-    # modules: ``-I`` keeps the scratch folder off sys.path) run before the
-    # guards, so that libraries that load C code at import time still work.
+    _seq, payload = wire.read_frame(child.cmd_fd, None)
+    setup = pickle.loads(payload)
+    # The notebook's import statements (nothing but imports of allowed
+    # modules, checked by the grader; ``-I`` keeps the scratch folder off
+    # sys.path) run before the guards, so that libraries that load C code at
+    # import time still work.
     imports = child.run_exec({"code": setup.get("imports", ""), "filename": "<imports>"})
     sys.path[:] = [p for p in sys.path if p]  # never import from the scratch folder
     guarded = guard.arm(setup)
     kernel = _confine(setup, guarded)
-    guard.install_hook(setup, guarded)
-    child.reply({"ready": True, "imports": imports, "landlock": kernel, "seq": 0})
-    child.serve()
-    os._exit(0)  # skip interpreter teardown: student objects' __del__ may hang or crash
+    hardened = _harden(setup)  # before the hook, which refuses ctypes from then on
+    guard.install_hook(dict(setup, record_fd=record_fd), guarded)
+    setup.clear()
+    guarded.clear()
+    return {"ready": True, "imports": imports, "landlock": kernel, **hardened, "seq": 0}

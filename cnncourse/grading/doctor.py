@@ -91,6 +91,27 @@ def _emulator_line(kernels) -> tuple[str, str]:
     return ("CUDA emulator", message if ok else f"off: {message}")
 
 
+def sandbox_line() -> str:
+    """Which layers the grading sandbox gets on this machine (see docs/instructors.md, section 4)."""
+    from .landlock import abi
+    from .seccomp import available
+
+    try:
+        version = abi()
+    except Exception:
+        version = 0
+    try:
+        filtered = available()
+    except Exception:
+        filtered = False
+    parts = [f"Landlock ABI {version} (kernel file, exec, network limits)" if version else
+             "no Landlock (file limits by the audit hook only)",
+             "seccomp (no fork/exec/socket/memfd)" if filtered else
+             "no seccomp (process, socket and memfd limits by the audit hook only)",
+             "rlimits (memory, CPU, file size, open files)", "scratch quota", "audit hook"]
+    return ", ".join(parts)
+
+
 def report() -> list[tuple[str, str]]:
     """``(label, value)`` pairs, in the order :func:`doctor` prints them."""
     import numpy
@@ -99,11 +120,7 @@ def report() -> list[tuple[str, str]]:
              ("NumPy", numpy.__version__)]
     lines += _cupy_lines()
     lines += _kernel_lines()
-    from .landlock import abi
-
-    version = abi()
-    lines.append(("grading sandbox", f"Landlock ABI {version} (kernel file, exec, network limits) + audit hook"
-                  if version else "audit hook only (no Landlock in this kernel)"))
+    lines.append(("grading sandbox", sandbox_line()))
     try:
         from ..backend import backend_name
 

@@ -24,7 +24,12 @@ Two pieces:
   object walks, trace and profile functions and replacing a function's
   ``__code__`` (the routes to the guards' own objects); network connections;
   signalling other processes.  Its settings are default arguments bound when
-  it is made, immutable, out of student code's reach.
+  it is made, immutable, out of student code's reach (module globals such as
+  ``_PROCESS_EVENTS`` are read once, when the hook is made, and it refuses
+  rewriting ``__defaults__``/``__kwdefaults__`` of the grader's functions).
+  It also records every forbidden call (the tripwires raise a
+  ``cnncourse.forbidden`` audit event) and every refused read of guarded
+  code on a pipe to the grader, where student code cannot take it back.
 
 Where the kernel offers Landlock, :mod:`cnncourse.grading.landlock` enforces
 the file-system, exec, network and signal limits in the kernel as well, so the
@@ -43,7 +48,7 @@ import os
 import sys
 import types
 
-__all__ = ["ForbiddenCall", "calls", "arm", "install_hook"]
+__all__ = ["ForbiddenCall", "calls", "arm", "install_hook", "NOTEBOOK_LABEL"]
 
 
 class ForbiddenCall(BaseException):
@@ -60,8 +65,9 @@ def calls() -> list[str]:
     return out
 
 
-def _trip(label: str) -> ForbiddenCall:
+def _trip(label: str, _audit=sys.audit) -> ForbiddenCall:
     _CALLS.append(label)
+    _audit("cnncourse.forbidden", label)  # the audit hook records it where student code cannot unwrite it
     return ForbiddenCall(label)
 
 
@@ -189,10 +195,13 @@ def arm(policy: dict) -> dict[str, str]:
 
 _PROCESS_EVENTS = frozenset({"os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
                              "subprocess.Popen", "pty.spawn", "os.startfile"})
-_NETWORK_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"})
+_NETWORK_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg", "socket.__new__",
+                             "socket.socketpair"})
 # Introspection that could reach the guards' own objects, or rewrite code, is refused outright.
 _INTROSPECTION_EVENTS = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents",
                                    "sys.settrace", "sys.setprofile", "sys._current_frames"})
+# A function's code and default arguments are where the hook and the tripwires keep their settings.
+_FROZEN_ATTRIBUTES = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 # chdir: relative paths must resolve against the scratch folder, as the guard resolves them;
 # links: a link would give a guarded file a second name.
 _FS_REFUSED = frozenset({"os.chdir", "os.symlink", "os.link"})
@@ -200,19 +209,51 @@ _FS_EVENTS = frozenset({"os.remove", "os.rmdir", "os.rename", "os.mkdir", "os.tr
                         "os.utime", "os.chflags", "os.lchflags", "os.setxattr", "os.removexattr", "shutil.rmtree",
                         "shutil.move", "shutil.copyfile", "shutil.copymode", "shutil.copystat", "shutil.copytree",
                         "shutil.chown"})
-_BLOCKED_IMPORTS = frozenset({"_posixsubprocess", "_ctypes", "ctypes"})
+_BLOCKED_IMPORTS = frozenset({"_posixsubprocess", "_ctypes", "ctypes", "_posixshmem"})
 _PROC_OK = frozenset({"stat", "statm", "status", "cgroup", "mountinfo", "limits"})
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+NOTEBOOK_LABEL = "read a notebook it may not read (a source notebook or another submission)"
 
 
-def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarded: dict, pid: int):
+def _scratch_usage(roots: tuple, scandir=os.scandir, limit: int = 20_000) -> tuple[int, int]:
+    """``(bytes, entries)`` below the scratch folders, without recursion (stops counting at ``limit``)."""
+    total, entries, todo = 0, 0, list(roots)
+    while todo and entries < limit:
+        try:
+            with scandir(todo.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            todo.append(entry.path)
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    return total, entries
+
+
+def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarded: dict, pid: int, *,
+               guard_keys=(), record_fd: int = -1, scratch_bytes: int = 0, scratch_entries: int = 0):
     """The audit hook.
 
     Everything it relies on is bound as a default argument when it is made:
-    immutable values and the original C functions (``os.stat``), so rebinding
-    ``os.stat`` or a global later changes nothing for it, and it has no
-    closure cells to rewrite.  Guarded files are recognised by identity
+    immutable values (frozensets, tuples, numbers) and the original C
+    functions (``os.stat``), so rebinding ``os.stat``, a module global such as
+    ``guard._PROCESS_EVENTS`` or a builtin later changes nothing for it; it
+    has no closure cells; and it refuses the one way to change default
+    arguments (assigning ``__defaults__``/``__kwdefaults__``) on the grader's
+    own functions (``cnncourse/grading/*``, the tripwires), and assigning
+    ``__code__`` on any function.  Guarded files are recognised by identity
     (device, inode), whatever name, relative path or ``/proc`` route is used.
+
+    Forbidden calls (the tripwires' ``cnncourse.forbidden`` event) and reads
+    of guarded files are written to ``record_fd``, a pipe to the grader.
+    Student code cannot take a record back; if that descriptor no longer is
+    the pipe the hook was given (closed, or another file moved onto its
+    number) the hook kills its own process rather than record nowhere.
     """
     keys = {}
     for path, label in guarded.items():
@@ -221,13 +262,42 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
         except OSError:
             continue
         keys[(st.st_dev, st.st_ino)] = label
+    for dev, ino in guard_keys:
+        keys[(int(dev), int(ino))] = NOTEBOOK_LABEL
     labels = tuple(keys.items())
+    try:
+        st = os.fstat(record_fd) if record_fd >= 0 else None
+        record_key = (st.st_dev, st.st_ino) if st else None
+    except OSError:
+        record_key = None
 
-    def hook(event, args, _labels=labels, _keys=frozenset(keys), _stat=os.stat,
+    def hook(event, args, _labels=labels, _keys=frozenset(keys), _stat=os.stat, _fstat=os.fstat,
              _realpath=os.path.realpath, _join=os.path.join, _getcwd=os.getcwd, _isdir=os.path.isdir,
              _write=tuple(write_roots), _deny=tuple(deny_roots), _allow=tuple(allow_roots), _pid=pid,
-             _sep=os.sep, _trip=_trip, _getframe=sys._getframe, _quiet=os.path.realpath(linecache.__file__),
-             _str=str, _bytes=bytes, _int=int, _type=type, _perm=PermissionError):
+             _sep=os.sep, _trip=ForbiddenCall, _getframe=sys._getframe, _quiet=os.path.realpath(linecache.__file__),
+             _str=str, _bytes=bytes, _int=int, _type=type, _perm=PermissionError, _len=len,
+             _process=_PROCESS_EVENTS, _network=_NETWORK_EVENTS, _introspection=_INTROSPECTION_EVENTS,
+             _frozen=_FROZEN_ATTRIBUTES, _fs_refused=_FS_REFUSED, _fs_events=_FS_EVENTS,
+             _blocked_imports=_BLOCKED_IMPORTS, _proc_ok=_PROC_OK, _write_flags=_WRITE_FLAGS,
+             _rfd=record_fd, _rkey=record_key, _oswrite=os.write, _kill=os.kill,
+             _usage=_scratch_usage, _cap=scratch_bytes, _max_entries=scratch_entries,
+             _function=types.FunctionType, _own_code=os.path.dirname(os.path.abspath(__file__)) + os.sep):
+        def record(label):
+            if _rkey is None:
+                return
+            try:
+                st = _fstat(_rfd)
+                same = (st.st_dev, st.st_ino) == _rkey
+            except OSError:
+                same = False
+            if not same:  # the record channel was tampered with: end the process, never record nowhere
+                _kill(_pid, 9)
+            text = _str(label)[:300].replace("\n", " ") + "\n"
+            try:
+                _oswrite(_rfd, text.encode("utf-8", "replace"))
+            except OSError:  # full (the grader reads it after each reply): earlier records are there
+                pass
+
         if event == "open":
             path, mode, flags = args
             if _type(path) is _int or path is None:
@@ -251,6 +321,7 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
                     if frame.f_code.co_filename == _quiet:
                         raise _perm("the grader does not allow reading this file")
                     frame = frame.f_back
+                record(label)
                 raise _trip(label)
             text = path if _type(path) is _str else path.decode("utf-8", "surrogateescape")
             p = _realpath(text if text.startswith(_sep) else _join(_getcwd(), text))
@@ -259,38 +330,60 @@ def _make_hook(write_roots: tuple, deny_roots: tuple, allow_roots: tuple, guarde
                 return [r for r in roots if q == r or q.startswith(r + _sep)] != []
 
             writing = (_type(mode) is _str and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) \
-                or (_type(flags) is _int and flags & _WRITE_FLAGS)
+                or (_type(flags) is _int and flags & _write_flags)
             if writing and not under(p, _write):
                 raise _perm(f"the grader only allows writing inside the scratch folder, not {p}")
+            if writing and (_cap or _max_entries):
+                used, entries = _usage(_write)
+                if (_cap and used >= _cap) or (_max_entries and entries >= _max_entries):
+                    raise _perm(f"the scratch folder is full ({used // 2**20} MB in {entries} files and folders)")
             if p.endswith(".ipynb") and not under(p, _write):
-                raise _trip(f"read the notebook {p.rsplit(_sep, 1)[-1]}")
+                label = "read a notebook it may not read (a source notebook or another submission)"
+                record(label)
+                raise _trip(label)
             if p.startswith("/proc/") and not (p in ("/proc/meminfo", "/proc/cpuinfo", "/proc/stat")
-                                                or (p.startswith(f"/proc/{_pid}/") and p.split("/")[3] in _PROC_OK)):
+                                                or (p.startswith(f"/proc/{_pid}/") and p.split("/")[3] in _proc_ok)):
                 raise _perm(f"the grader does not allow reading {p}")
             if under(p, _deny) and not under(p, _allow):
                 raise _perm(f"the grader does not allow reading {p}")
             if mode is None and not under(p, _write) and _isdir(p):
                 raise _perm(f"the grader does not allow opening the folder {p}")
-        elif event in _PROCESS_EVENTS:
+        elif event == "cnncourse.forbidden":
+            record(args[0] if _len(args) else "called a forbidden function")
+        elif event in _process:
             raise _perm("the grader does not allow starting processes")
         elif event.startswith("ctypes."):  # a loaded C library's functions run without audit events
             raise _perm("the grader does not allow ctypes")
-        elif event in _INTROSPECTION_EVENTS:
+        elif event in _introspection:
             raise _perm(f"the grader does not allow {event}")
-        elif event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__":
-            raise _perm("the grader does not allow replacing a function's code")
-        elif event in _NETWORK_EVENTS:
+        elif event == "object.__setattr__" and _len(args) > 1 and args[1] in _frozen:
+            # __code__ of any function; defaults of the grader's own functions and the tripwires
+            # (the standard library sets __defaults__ itself: collections.namedtuple ...)
+            if args[1] == "__code__":
+                raise _perm("the grader does not allow replacing a function's __code__")
+            if _type(args[0]) is _function:
+                where = args[0].__code__.co_filename
+                if where.startswith(_own_code) or where.startswith("<forbidden"):
+                    raise _perm(f"the grader does not allow replacing {args[1]} of its own functions")
+        elif event in _network:
             raise _perm("the grader does not allow network access")
         elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
             if event == "os.kill" and args[0] not in (_pid, 0):
                 raise _perm("the grader does not allow signalling other processes")
             if event == "os.killpg" and args[0] != _pid:
                 raise _perm("the grader does not allow signalling other processes")
-        elif event == "import" and args and args[0] in _BLOCKED_IMPORTS:
-            raise _perm(f"the grader does not allow importing {args[0]}")
-        elif event in _FS_REFUSED:
+        elif event == "import" and args:
+            if args[0] in _blocked_imports:
+                raise _perm(f"the grader does not allow importing {args[0]}")
+            # an extension module's C code runs without audit events: none may come from the scratch folder
+            if _len(args) > 1 and (_type(args[1]) is _str or _type(args[1]) is _bytes) and args[1]:
+                text = args[1] if _type(args[1]) is _str else args[1].decode("utf-8", "surrogateescape")
+                p = _realpath(text if text.startswith(_sep) else _join(_getcwd(), text))
+                if [r for r in _write if p == r or p.startswith(r + _sep)]:
+                    raise _perm("the grader does not allow loading compiled code from the scratch folder")
+        elif event in _fs_refused:
             raise _perm(f"the grader does not allow {event}")
-        elif event in _FS_EVENTS:
+        elif event in _fs_events:
             for arg in args:
                 if _type(arg) is _str or _type(arg) is _bytes:
                     text = arg if _type(arg) is _str else arg.decode("utf-8", "surrogateescape")
@@ -315,8 +408,25 @@ def _close_process_backdoor() -> None:
 
 
 def install_hook(policy: dict, guarded: dict[str, str]) -> None:
-    """Add the audit hook (after :func:`arm`).  Call once, before any student code."""
+    """Add the audit hook (after :func:`arm`).  Call once, before any student code.
+
+    ``policy`` keys used: ``write_roots``, ``deny_roots``, ``allow_roots``
+    (folders), ``guard_keys`` (``[device, inode]`` of notebooks the child must
+    not read: the grader sends identities, never other students' paths),
+    ``record_fd`` (the pipe for forbidden-call records), ``scratch_bytes`` and
+    ``scratch_entries`` (the scratch folder's quota, checked on every open for
+    writing).
+    """
     def roots(key):
         return tuple(sorted({os.path.realpath(p) for p in policy.get(key, ()) if p}))
 
-    sys.addaudithook(_make_hook(roots("write_roots"), roots("deny_roots"), roots("allow_roots"), guarded, os.getpid()))
+    record_fd = int(policy.get("record_fd", -1))
+    if record_fd >= 0:
+        try:
+            os.set_blocking(record_fd, False)  # a full record pipe must not hang the child
+        except OSError:
+            record_fd = -1
+    sys.addaudithook(_make_hook(roots("write_roots"), roots("deny_roots"), roots("allow_roots"), guarded, os.getpid(),
+                                guard_keys=tuple(tuple(k) for k in policy.get("guard_keys", ())), record_fd=record_fd,
+                                scratch_bytes=int(policy.get("scratch_bytes", 0)),
+                                scratch_entries=int(policy.get("scratch_entries", 0))))

@@ -4,7 +4,7 @@ Landlock lets an unprivileged process restrict itself, irrevocably, for the rest
 of its life (and that of any child): here, to *read* only Python, the installed
 libraries, the system folders and the package's files other than the ones that
 hold forbidden reference code; to *write* only its scratch folder; to execute no
-program; to open no TCP connection (ABI 4+); to signal no process outside
+program (the execute right is granted nowhere, not even in the scratch folder); to open no TCP connection (ABI 4+); to signal no process outside
 itself (ABI 6+).  Rules only ever grant, so a tree that contains a hidden file
 is granted piece by piece around it.
 
@@ -124,8 +124,8 @@ def restrict(*, read: list[str], write: list[str], read_write_files: list[str] =
                 add(path, READ_FILE | READ_DIR if whole else READ_DIR)
         for path in read_write_files:
             add(path, READ_FILE | WRITE_FILE)
-        for path in write:
-            add(path, fs)
+        for path in write:  # everything but execute: a program copied into scratch (ld.so ...) cannot run
+            add(path, fs & ~EXECUTE)
         if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             return 0
         if libc.syscall(_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:

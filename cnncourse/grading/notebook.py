@@ -7,11 +7,13 @@ not JSON or has no cells raises :class:`InvalidNotebook` with a readable reason.
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
 import re
-from pathlib import Path
+import stat
 
-__all__ = ["InvalidNotebook", "load", "source", "code_cells", "defines", "exercise_cells", "import_code",
+__all__ = ["InvalidNotebook", "load", "read_regular_file", "ALLOWED_IMPORTS", "import_allowed", "source", "code_cells", "defines", "exercise_cells", "import_code",
            "referenced_names", "strip_magics", "defined_functions", "mentions"]
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -21,16 +23,90 @@ class InvalidNotebook(Exception):
     """The file is not a notebook the grader can read."""
 
 
-def load(path) -> dict:
-    """Read a notebook file as JSON; raise :class:`InvalidNotebook` with the reason."""
+# A cell the parser cannot read: bad syntax, NUL bytes, or nesting deep enough to exhaust its stack or memory.
+_UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
+# Python's parser needs about 200 bytes of memory per token: a cell longer than this (no honest exercise
+# cell comes close) is treated as unparsable rather than let a 10 MB expression cost the grader gigabytes.
+MAX_PARSED_CELL = 64 * 1024
+
+
+def _parse(src: str) -> ast.Module:
+    if len(src) > MAX_PARSED_CELL:
+        raise SyntaxError(f"cell longer than {MAX_PARSED_CELL // 1024} KB")
+    return ast.parse(strip_magics(src))
+
+# Modules whose import statements run in the child *before* its guards (libraries that load C code at
+# import).  Anything else is left out: it is imported, if at all, by the cell itself, under the guards.
+ALLOWED_IMPORTS = frozenset({
+    "cnncourse", "numpy", "scipy", "matplotlib", "torch", "torchvision", "sklearn", "pandas", "PIL", "tqdm",
+    "ipywidgets", "IPython", "math", "cmath", "random", "statistics", "time", "itertools", "functools",
+    "collections", "typing", "dataclasses", "fractions", "decimal", "numbers", "operator", "copy", "string", "re",
+    "json", "textwrap", "warnings", "abc", "enum", "heapq", "bisect", "pprint", "contextlib", "inspect", "os",
+    "sys", "pathlib", "timeit", "importlib", "gzip", "struct", "array", "hashlib",
+})
+
+
+def import_allowed(node) -> bool:
+    """May this import statement run before the guards (every module it names on :data:`ALLOWED_IMPORTS`)?"""
+    if isinstance(node, ast.ImportFrom):
+        return node.level == 0 and (node.module or "").split(".")[0] in ALLOWED_IMPORTS
+    return all(alias.name.split(".")[0] in ALLOWED_IMPORTS for alias in node.names)
+
+
+MAX_NOTEBOOK_BYTES = 64 * 2**20  # a submission larger than this is not read
+
+
+def read_regular_file(path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of ``path`` if it is a regular file (not a link, FIFO, device or folder) of at most ``limit`` bytes.
+
+    Opened without following a link and without blocking (a FIFO named
+    ``*.ipynb`` must not hang the grader), then checked on the open
+    descriptor, so the file cannot be swapped between the check and the read.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InvalidNotebook(f"cannot read the file ({type(err).__name__}: {err})") from None
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise InvalidNotebook("not a regular file (a link): the grader reads only regular files") from None
+        raise InvalidNotebook(f"cannot read the file ({type(err).__name__}: {err.strerror})") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InvalidNotebook("not a regular file (a FIFO, device, socket or folder): the grader reads only "
+                                  "regular files")
+        if st.st_size > limit:
+            raise InvalidNotebook(f"the file is larger than {limit // 2**20} MB")
+        chunks, got = [], 0
+        while got <= limit:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:
+            raise InvalidNotebook(f"the file is larger than {limit // 2**20} MB")
+        return b"".join(chunks)
+    except OSError as err:
+        raise InvalidNotebook(f"cannot read the file ({type(err).__name__}: {err.strerror})") from None
+    finally:
+        os.close(fd)
+
+
+def load(path) -> dict:
+    """Read a notebook file as JSON; raise :class:`InvalidNotebook` with the reason.
+
+    Only a regular file is read (:func:`read_regular_file`); a notebook so deeply
+    nested, or so large once parsed, that the parser runs out of stack or
+    memory is invalid, never a crash of the grader.
+    """
+    try:
+        text = read_regular_file(path).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InvalidNotebook(f"cannot read the file (not UTF-8: {err.reason})") from None
     try:
         nb = json.loads(text)
-    except (ValueError, RecursionError) as err:
-        raise InvalidNotebook(f"not valid JSON ({err})") from None
+    except (ValueError, RecursionError, MemoryError) as err:
+        raise InvalidNotebook(f"not valid JSON ({type(err).__name__}: {str(err)[:200]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise InvalidNotebook("the file has no list of cells")
     if not any(isinstance(c, dict) and c.get("cell_type") == "code" for c in nb["cells"]):
@@ -87,8 +163,8 @@ def _bound_names(node) -> set[str]:
 def referenced_names(src: str) -> set[str]:
     """Every name a piece of code reads or writes (an unparsable cell: every word in it)."""
     try:
-        tree = ast.parse(strip_magics(src))
-    except (SyntaxError, ValueError):
+        tree = _parse(src)
+    except _UNPARSABLE:
         return set(re.findall(r"[A-Za-z_]\w*", src))
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
 
@@ -98,19 +174,21 @@ def import_code(nb: dict, skip=(), needed: set[str] | None = None) -> str:
 
     With ``needed``, only the statements that bind one of those names (or ``*``)
     are kept: the grader need not import matplotlib for a function that never
-    plots.  Each statement is wrapped in ``try``, so one missing module does
-    not stop the others.
+    plots.  Only statements whose modules are on :data:`ALLOWED_IMPORTS` are
+    kept (``from _posixsubprocess import fork_exec`` would otherwise run
+    before the guards).  Each statement is wrapped in ``try``, so one missing
+    module does not stop the others.
     """
     statements: list[str] = []
     for i, src in code_cells(nb):
         if i in skip:
             continue
         try:
-            tree = ast.parse(strip_magics(src))
-        except (SyntaxError, ValueError):
+            tree = _parse(src)
+        except _UNPARSABLE:
             continue
         for node in tree.body:
-            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or not import_allowed(node):
                 continue
             names = _bound_names(node)
             if needed is not None and "*" not in names and not names & needed:
@@ -134,8 +212,8 @@ def mentions(src: str, function: str, names) -> list[str]:
     every other route (aliases, ``getattr``, helper functions).
     """
     try:
-        tree = ast.parse(strip_magics(src))
-    except (SyntaxError, ValueError):
+        tree = _parse(src)
+    except _UNPARSABLE:
         return []
     bodies = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == function]
     found = []

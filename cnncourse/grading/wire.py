@@ -1,13 +1,26 @@
 """Framed messages between the grader and its sandboxed child, and a pickle-free value codec.
 
-Frames are an 8-byte big-endian length followed by the payload.  Commands
-from the grader to the child are pickled (the child trusts the grader);
-replies from the child are JSON, and values in them are encoded by
-:func:`encode` and rebuilt by :func:`decode`, which only ever creates plain
-Python numbers, strings, lists, tuples, dicts and numeric NumPy arrays whose
-size is checked against the bytes received.  Nothing a child sends can make
-the grader run code, allocate more than the frame holds, or see an object
-with behaviour of its own.
+Frames are a 16-byte header (big-endian sequence number, then payload length)
+followed by the payload.  Commands from the grader to the child are pickled
+(the child trusts the grader); replies from the child are JSON, and values in
+them are encoded by :func:`encode` and rebuilt by :func:`decode`, which only
+ever creates plain Python numbers, strings, lists, tuples, dicts and numeric
+NumPy arrays whose size is checked against the bytes received.  Nothing a
+child sends can make the grader run code, allocate more than the frame holds,
+or see an object with behaviour of its own.
+
+Bounded in memory and time, whatever the child sends:
+
+* the header is read first: a frame whose sequence number is not the awaited
+  reply is skipped in 1 MiB chunks, *never buffered or parsed*
+  (:func:`skip_bytes`), and a frame longer than the limit is refused before
+  any of it is read;
+* before :func:`loads` hands an awaited reply to the JSON parser it counts
+  the containers and separators in it (:data:`MAX_CONTAINERS`,
+  :data:`MAX_SEPARATORS`): a reply that would parse into millions of Python
+  objects is refused unparsed;
+* every read and write has a deadline (``select`` on descriptors that may be
+  non-blocking), and a write never blocks past it.
 """
 from __future__ import annotations
 
@@ -21,13 +34,22 @@ import time
 
 import numpy as np
 
-__all__ = ["MAX_FRAME", "FrameError", "FrameTimeout", "write_frame", "read_frame", "encode", "decode", "dumps", "loads"]
+__all__ = ["MAX_FRAME", "MAX_CONTAINERS", "MAX_SEPARATORS", "FrameError", "FrameTimeout", "write_frame",
+           "read_header", "read_frame", "read_payload", "skip_bytes", "encode", "decode", "dumps", "loads"]
 
-MAX_FRAME = 64 * 2**20  # bytes: a reply larger than this is refused
+# bytes: a reply larger than this is refused unread.  The largest legitimate reply, over every
+# check of every course notebook graded by `cnncourse validate`, is 15.2 KB (266 replies measured);
+# 4 MiB leaves a margin of 250x for larger cases while bounding what one reply can cost the grader.
+MAX_FRAME = 4 * 2**20
+# A reply's JSON may hold at most this many objects/arrays and this many ',' and ':' (counted before
+# parsing): returned arrays travel as one base64 string each, so legitimate replies hold a few hundred.
+MAX_CONTAINERS = 100_000
+MAX_SEPARATORS = 400_000
 _MAX_DEPTH = 16
 _MAX_ITEMS = 100_000
 _BIG_LIST = 64  # lists of plain numbers longer than this travel as one array
-_HEADER = struct.Struct(">Q")
+_HEADER = struct.Struct(">QQ")  # sequence number, payload length
+_CHUNK = 1 << 20
 _DTYPE = re.compile(r"^[<>|=]?[biufc][1-9][0-9]?$")
 _IDENT = re.compile(r"[^A-Za-z0-9_]")
 
@@ -40,39 +62,88 @@ class FrameTimeout(FrameError):
     """No complete frame arrived before the deadline."""
 
 
-def write_frame(fd: int, payload: bytes, deadline: float | None = None) -> None:
-    """Write one frame; raises OSError (EPIPE ...) when the reader is gone, FrameTimeout past the deadline."""
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
+def _wait(fd: int, deadline: float | None, *, write: bool, what: str) -> None:
+    """Wait until ``fd`` is ready (readable or writable) or raise :class:`FrameTimeout` at the deadline."""
+    if deadline is None:
+        ready = select.select([] if write else [fd], [fd] if write else [], [])
+    else:
+        left = deadline - time.monotonic()
+        ready = select.select([] if write else [fd], [fd] if write else [], [], max(left, 0)) if left > 0 else ([], [])
+    if not (ready[1] if write else ready[0]):
+        raise FrameTimeout(what)
+
+
+def write_frame(fd: int, payload: bytes, deadline: float | None = None, *, seq: int = 0,
+                stall: float | None = None) -> None:
+    """Write one frame; raises OSError (EPIPE ...) when the reader is gone, FrameTimeout past the deadline.
+
+    With a deadline the descriptor should be non-blocking: ``select`` only says
+    that *some* bytes fit, and a blocking ``os.write`` of more than that would
+    wait for the reader with no deadline at all.  ``stall`` (seconds): also
+    give up when the reader takes nothing for that long, before the deadline.
+    """
+    view = memoryview(_HEADER.pack(seq, len(payload)) + payload)
+    progress = time.monotonic()
     while view:
         if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([], [fd], [], left)[1]:
-                raise FrameTimeout("the other side stopped reading")
-        written = os.write(fd, view[: 1 << 16])
+            limit = deadline if stall is None else min(deadline, progress + stall)
+            _wait(fd, limit, write=True, what="the other side stopped reading")
+        try:
+            written = os.write(fd, view[: 1 << 16])
+        except BlockingIOError:
+            continue
         view = view[written:]
+        progress = time.monotonic()
+
+
+def _read_some(fd: int, n: int, deadline: float | None, got: int, total: int) -> bytes:
+    while True:
+        if deadline is not None:
+            _wait(fd, deadline, write=False, what=f"no reply within the time limit ({got} of {total} bytes read)")
+        try:
+            chunk = os.read(fd, n)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            raise FrameError("end of stream" if got == 0 else f"stream ended after {got} of {total} bytes")
+        return chunk
 
 
 def _read_exact(fd: int, n: int, deadline: float | None) -> bytes:
     chunks, got = [], 0
     while got < n:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise FrameTimeout(f"no reply within the time limit ({got} of {n} bytes read)")
-        chunk = os.read(fd, min(n - got, 1 << 20))
-        if not chunk:
-            raise FrameError("end of stream" if got == 0 else f"stream ended after {got} of {n} bytes")
+        chunk = _read_some(fd, min(n - got, _CHUNK), deadline, got, n)
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
 
 
-def read_frame(fd: int, deadline: float | None = None, *, limit: int = MAX_FRAME) -> bytes:
-    """Read one frame, waiting until ``deadline`` (``time.monotonic()`` seconds; None: forever)."""
-    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+def read_header(fd: int, deadline: float | None = None) -> tuple[int, int]:
+    """``(sequence number, payload length)`` of the next frame."""
+    return _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+
+
+def read_payload(fd: int, size: int, deadline: float | None = None, *, limit: int = MAX_FRAME) -> bytes:
+    """The payload of a frame whose header said ``size`` bytes (refused unread above ``limit``)."""
     if size > limit:
-        raise FrameError(f"reply of {size} bytes exceeds the {limit // 2**20} MB limit")
+        raise FrameError(f"reply of {size} bytes exceeds the {limit / 2**20:g} MB limit")
     return _read_exact(fd, size, deadline)
+
+
+def skip_bytes(fd: int, size: int, deadline: float | None = None) -> None:
+    """Read and drop ``size`` bytes, 1 MiB at a time (a stray frame: never kept, never parsed)."""
+    got = 0
+    while got < size:
+        got += len(_read_some(fd, min(size - got, _CHUNK), deadline, got, size))
+
+
+def read_frame(fd: int, deadline: float | None = None, *, limit: int = MAX_FRAME) -> tuple[int, bytes]:
+    """Read one frame, waiting until ``deadline`` (``time.monotonic()`` seconds; None: forever).
+
+    Returns ``(sequence number, payload)``.
+    """
+    seq, size = read_header(fd, deadline)
+    return seq, read_payload(fd, size, deadline, limit=limit)
 
 
 def dumps(message: dict) -> bytes:
@@ -80,10 +151,15 @@ def dumps(message: dict) -> bytes:
 
 
 def loads(payload: bytes) -> dict:
+    """Parse a reply, refusing one that would become too many Python objects before parsing it."""
+    containers = payload.count(b"{") + payload.count(b"[")
+    separators = payload.count(b",") + payload.count(b":")
+    if containers > MAX_CONTAINERS or separators > MAX_SEPARATORS:
+        raise FrameError(f"reply has too many values to parse ({containers} containers, {separators} separators)")
     try:
         message = json.loads(payload)
-    except (ValueError, RecursionError) as err:
-        raise FrameError(f"reply is not valid JSON ({err})") from None
+    except (ValueError, RecursionError, MemoryError) as err:
+        raise FrameError(f"reply is not valid JSON ({type(err).__name__})") from None
     if not isinstance(message, dict):
         raise FrameError("reply is not a JSON object")
     return message
