@@ -18,24 +18,34 @@ NOTEBOOK = "08_training_a_cnn"
 # --------------------------------------------------------------------------- 8.1 · softmax cross-entropy
 
 
-def _nonfinite_to_nan(out):
-    """If any output holds inf or NaN, every numeric output becomes all-NaN.
+LOG_UNDERFLOW = (
+    "the loss alone is infinite while the gradient is right: after the max shift the true class's "
+    "probability underflows to 0 and log(0) = -inf. Take the log before the division, by log-sum-exp: "
+    "log p_y = (z_y - m) - log(sum_j exp(z_j - m)) with m the row maximum, instead of np.log(softmax)[y]"
+)
 
-    Overflow shows up differently depending on how the softmax was written (a NaN
-    loss with a finite gradient, inf, ...); after this every pattern matches the
-    one all-NaN answer listed as the "no max-subtraction" mistake.
+
+def _normalise_nonfinite(out, logits, y):
+    """Map the ways a softmax can blow up onto the two answers the mistakes list.
+
+    * loss non-finite, gradient finite and right: the log of an underflowed
+      probability (max shift done, log-sum-exp not) -> ``(inf, gradient)``;
+    * anything else non-finite (overflow without the max shift shows up as a NaN
+      loss, an inf loss with a wrong gradient, NaN gradients ...) -> all-NaN.
     """
-    if not isinstance(out, (tuple, list)):
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
         return out
-    arrays = []
-    for item in out:
-        try:
-            arrays.append(np.asarray(item, dtype=float))
-        except (TypeError, ValueError):
-            return out
-    if all(np.isfinite(a).all() for a in arrays):
+    try:
+        loss, grad = (np.asarray(item, dtype=float) for item in out)
+    except (TypeError, ValueError):
         return out
-    return tuple(np.full(a.shape, np.nan) for a in arrays)
+    if np.isfinite(loss).all() and np.isfinite(grad).all():
+        return out
+    if np.isfinite(grad).all() and grad.shape == logits.shape:
+        right_grad = losses.softmax_cross_entropy(logits, y)[1]
+        if np.allclose(grad, right_grad, rtol=1e-6, atol=1e-8):
+            return float("inf"), grad
+    return float("nan"), np.full(grad.shape, np.nan)
 
 
 def _overflowed(logits):
@@ -71,6 +81,12 @@ def check_softmax_cross_entropy_exercise(fn):
             "the gradient misses the -1 at the true class (the −onehot(y) term): d loss/d logits = (softmax − onehot(y)) / N":
                 (loss, p / n),
         }
+        mistakes["the gradient has the wrong sign: d loss/d logits = (softmax - onehot(y)) / N, "
+                 "not (onehot(y) - softmax) / N"] = (loss, -dlogits)
+        log_p = logits - logits.max(axis=1, keepdims=True)
+        log_p = log_p - np.log(np.exp(log_p).sum(axis=1, keepdims=True))
+        if np.any(np.exp(log_p[np.arange(n), y]) == 0):  # a true class's probability underflows
+            mistakes[LOG_UNDERFLOW] = (float("inf"), dlogits)
         overflow = _overflowed(logits)
         if overflow is not None:
             mistakes["no max-subtraction: exp of large logits overflows to inf and gives nan; "
@@ -78,11 +94,11 @@ def check_softmax_cross_entropy_exercise(fn):
         cases.append(Case(label, (logits, y), expected=(loss, dlogits), mistakes=mistakes))
 
     def wrapped(logits, y):
-        return _nonfinite_to_nan(fn(logits, y))
+        return _normalise_nonfinite(fn(logits, y), logits, y)
 
     # run_cases needs the student's function to report "not attempted" and exceptions: the wrapper
     # only post-processes a returned value, so both still come through.
-    return run_cases("8.1", "softmax_cross_entropy_exercise", wrapped, cases)
+    return run_cases("8.1", "softmax_cross_entropy_exercise", wrapped if callable(fn) else fn, cases)
 
 
 # --------------------------------------------------------------------------- 8.2 · one Adam step
@@ -112,15 +128,16 @@ def _naive_softmax_ce(logits, y):
     return loss, d / n
 
 
-def _adam(w, dw, m, v, t, lr, beta1, beta2, eps, *, correct=True, eps_inside=False, t_shift=0):
+def _adam(w, dw, m, v, t, lr, beta1, beta2, eps, *, correct=True, eps_inside=False, t_shift=0, square=True, sign=1):
     """One Adam step written out, with switches for the classic mistakes (all off: the right step)."""
     t_used = t + t_shift
     m_new = beta1 * m + (1 - beta1) * dw
-    v_new = beta2 * v + (1 - beta2) * dw**2
+    v_new = beta2 * v + (1 - beta2) * (dw**2 if square else dw)
     m_hat = m_new / (1 - beta1**t_used) if correct else m_new
     v_hat = v_new / (1 - beta2**t_used) if correct else v_new
-    denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
-    return w - lr * m_hat / denom, m_new, v_new
+    with np.errstate(invalid="ignore"):  # sqrt of a negative v when v averages dw itself
+        denom = np.sqrt(v_hat + eps) if eps_inside else np.sqrt(v_hat) + eps
+    return w - sign * lr * m_hat / denom, m_new, v_new
 
 
 @exercise("8.2", "adam_step", notebook=NOTEBOOK, forbidden=("cnncourse.optim.Adam",))
@@ -154,6 +171,10 @@ def check_adam_step(fn):
             "t off by one: t is already the number of this step (1 for the first), use beta^t":
                 _adam(*args, t_shift=1),
         }
+        mistakes["v averages the gradient, not its square: v = beta2 v + (1 - beta2) dw**2"] = (
+            _adam(*args, square=False))
+        mistakes["the update has the wrong sign: Adam steps against the gradient, w - lr m̂ / (sqrt(v̂) + eps)"] = (
+            _adam(*args, sign=-1))
         if t > 1:
             mistakes["t off by one (t − 1 used): t is already the number of this step, use beta^t"] = (
                 _adam(*args, t_shift=-1))
