@@ -209,3 +209,120 @@ def block_backward(dout, x, w1, w2, *, inner_mask=True, flip=True):
 def test_residual_backward_slips_are_named(options, cause):
     assert checks.check_residual_block_backward_exercise(block_backward).passed
     _named(checks.check_residual_block_backward_exercise(lambda *a: block_backward(*a, **options)), cause)
+
+
+# --------------------------------------------------------------------------- 8.3 / 8.4 dropout (new exercises)
+
+
+def dropout_forward(x, p, *, training=True, rng=None, keep_is_p=False, scale=True, eval_scale=False,
+                    global_rng=False, bool_mask=False):
+    r = p if keep_is_p else 1 - p
+    if not training:
+        return (x * (1 - p) if eval_scale else x.copy()), None
+    u = np.random.random(x.shape) if global_rng else rng.random(x.shape)
+    mask = (u < r).astype(float)
+    scaled = mask / (1 - p) if scale else mask
+    return x * scaled, (mask if bool_mask else scaled)
+
+
+@pytest.mark.parametrize("options, cause", [
+    (dict(keep_is_p=True), "p is used as the keep probability"),
+    (dict(scale=False), "not divided by the keep"),
+    (dict(eval_scale=True), "scaled by r at test time"),
+    (dict(global_rng=True), "must come from the `rng` argument"),
+    (dict(bool_mask=True), "the mask returned is 0/1"),
+])
+def test_dropout_forward_slips_are_named(options, cause):
+    assert checks.check_dropout_forward_exercise(dropout_forward).passed
+    _named(checks.check_dropout_forward_exercise(lambda *a, **k: dropout_forward(*a, **k, **options)), cause)
+
+
+def test_dropout_forward_passes_torchs_rule_and_reports_a_fixed_seed():
+    torch = pytest.importorskip("torch")
+
+    def via_torch(x, p, *, training=True, rng=None):     # torch's dropout, its mask drawn by our rng
+        if not training:
+            return x.copy(), None
+        gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
+        keep = torch.bernoulli(torch.full(x.shape, 1 - p, dtype=torch.float64), generator=gen).numpy()
+        return x * keep / (1 - p), keep / (1 - p)
+
+    assert checks.check_dropout_forward_exercise(via_torch).passed
+
+    def fixed_seed(x, p, *, training=True, rng=None):
+        return dropout_forward(x, p, training=training, rng=np.random.default_rng(0))
+
+    _named(checks.check_dropout_forward_exercise(fixed_seed), "fresh mask")
+    assert checks.check_dropout_forward_exercise(lambda x, p, **k: (_ for _ in ()).throw(NotImplementedError)).status \
+        == "not attempted"
+
+
+@pytest.mark.parametrize("wrong, cause", [
+    (lambda dout, m: dout * (m > 0), "not scaled by 1/r"),
+    (lambda dout, m: dout, "passed through unchanged"),
+    (lambda dout, m: dout * (m == 0) * m.max(), "mask is inverted"),
+])
+def test_dropout_backward(wrong, cause):
+    assert checks.check_dropout_backward_exercise(lambda dout, m: dout * m).passed
+    _named(checks.check_dropout_backward_exercise(wrong), cause)
+
+
+# --------------------------------------------------------------------------- 8.5 initial loss
+
+
+def initial_loss(model, X, y, *, k_from=None, log=np.log, total=False):
+    logits = np.asarray(model(X), dtype=float)
+    z = logits - logits.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    nll = -logp[np.arange(len(y)), y]
+    k = logits.shape[1] if k_from is None else k_from(y)
+    return (nll.sum() if total else nll.mean()), log(k)
+
+
+@pytest.mark.parametrize("options, cause", [
+    (dict(log=np.log10), "log10"),
+    (dict(k_from=lambda y: len(np.unique(y))), "counted from the labels"),
+    (dict(total=True), "summed over the batch"),
+])
+def test_initial_loss_check(options, cause):
+    assert checks.check_initial_loss_check(initial_loss).passed
+    _named(checks.check_initial_loss_check(lambda *a: initial_loss(*a, **options)), cause)
+
+
+# --------------------------------------------------------------------------- 9.3 layer norm
+
+
+def layernorm(x, gamma, beta, eps=1e-5, *, axes=None, ddof=0):
+    axes = tuple(range(1, x.ndim)) if axes is None else axes
+    mu = x.mean(axis=axes, keepdims=True)
+    var = ((x - mu) ** 2).sum(axis=axes, keepdims=True) / (np.prod([x.shape[a] for a in axes]) - ddof)
+    return (x - mu) / np.sqrt(var + eps) * gamma + beta
+
+
+def test_layernorm_passes_torch():
+    torch = pytest.importorskip("torch")
+
+    def via_torch(x, gamma, beta, eps=1e-5):
+        return torch.nn.functional.layer_norm(torch.tensor(x), x.shape[1:], torch.tensor(gamma), torch.tensor(beta),
+                                              eps).numpy()
+
+    assert checks.check_layernorm_forward_exercise(via_torch).passed
+    assert checks.check_layernorm_forward_exercise(layernorm).passed
+
+
+@pytest.mark.parametrize("options, cause", [
+    (dict(axes=(0,)), "that is batch norm"),
+    (dict(ddof=1), "unbiased"),
+    (dict(axes=(1,)), "axis 1 only"),
+])
+def test_layernorm_slips_are_named(options, cause):
+    _named(checks.check_layernorm_forward_exercise(lambda *a, **k: layernorm(*a, **k, **options)), cause)
+
+
+def test_new_exercises_are_registered():
+    for number, function, notebook in (("8.3", "dropout_forward_exercise", "08_training_a_cnn"),
+                                       ("8.4", "dropout_backward_exercise", "08_training_a_cnn"),
+                                       ("8.5", "initial_loss_check", "08_training_a_cnn"),
+                                       ("9.3", "layernorm_forward_exercise", "09_normalisation_and_gradients")):
+        entry = checks.EXERCISES[number]
+        assert (entry.function, entry.notebook) == (function, notebook)

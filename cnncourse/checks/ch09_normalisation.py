@@ -98,3 +98,47 @@ def check_spatial_batchnorm_backward(fn):
                 _backward_written_out(dout, x, gamma, param_axes=0),
         }))
     return run_cases("9.2", "spatial_batchnorm_backward", fn, cases, rtol=1e-5, atol=1e-8)
+
+
+# --------------------------------------------------------------------------- 9.3 · layer norm
+
+
+def _layernorm(x, gamma, beta, eps=1e-5, *, axes=None, ddof=0, eps_outside=False):
+    """Layer norm written out, with switches for the classic mistakes (defaults: right)."""
+    axes = tuple(range(1, x.ndim)) if axes is None else axes
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, ddof=ddof, keepdims=True)
+    xhat = (x - mu) / (np.sqrt(var) + eps if eps_outside else np.sqrt(var + eps))
+    return xhat * gamma + beta
+
+
+@exercise("9.3", "layernorm_forward_exercise", notebook=NOTEBOOK, forbidden=("cnncourse.batchnorm.layernorm_forward",
+                                                                           "cnncourse.batchnorm.groupnorm_forward"))
+def check_layernorm_forward_exercise(fn):
+    """``fn(x, gamma, beta, eps=1e-5) -> out``: each sample of (N, ...) standardised over all its features.
+
+    gamma and beta have the shape of one sample, ``x.shape[1:]`` (as ``torch.nn.LayerNorm``).
+    """
+    rng = np.random.default_rng(903)
+    cases = []
+    for shape in ((4, 6), (3, 2, 4, 5), (5, 3)):
+        x = rng.normal(0.7, 2.0, size=shape) + rng.normal(size=(shape[0],) + (1,) * (len(shape) - 1))
+        gamma, beta = rng.normal(size=shape[1:]), rng.normal(size=shape[1:])
+        out = batchnorm.layernorm_forward(x, gamma, beta)[0]
+        mistakes = {
+            "statistics taken over the batch (axis 0): that is batch norm; layer norm standardises each sample "
+            "over its own features": _layernorm(x, gamma, beta, axes=(0,)),
+            "the unbiased variance (ddof=1) is used; normalise with the plain mean of squares (ddof=0)":
+                _layernorm(x, gamma, beta, ddof=1),
+            "eps is added outside the square root: divide by sqrt(var + eps)":
+                _layernorm(x, gamma, beta, eps_outside=True),
+            "gamma and beta are not applied": _layernorm(x, np.ones(shape[1:]), np.zeros(shape[1:])),
+        }
+        if len(shape) > 2:
+            mistakes["statistics taken over axis 1 only: for a sample of shape (C, H, W) layer norm uses all "
+                     "of C, H and W, axis=tuple(range(1, x.ndim))"] = _layernorm(x, gamma, beta, axes=(1,))
+            mistakes["statistics taken per channel over (H, W): that is instance norm, not layer norm"] = (
+                _layernorm(x, gamma, beta, axes=(2, 3)))
+        cases.append(Case(f"x of shape {shape}, gamma and beta of shape {shape[1:]}", (x, gamma, beta),
+                          expected=out, mistakes=mistakes))
+    return run_cases("9.3", "layernorm_forward_exercise", fn, cases)
