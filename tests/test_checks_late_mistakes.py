@@ -326,3 +326,21 @@ def test_new_exercises_are_registered():
                                        ("9.3", "layernorm_forward_exercise", "09_normalisation_and_gradients")):
         entry = checks.EXERCISES[number]
         assert (entry.function, entry.notebook) == (function, notebook)
+
+
+def test_batchnorm_backward_missing_mu_path_and_chance_probability_are_named():
+    def no_mu_path(dout, x, gamma, eps=1e-5):
+        axes = (0, 2, 3)
+        inv = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+        xhat = (x - x.mean(axis=axes, keepdims=True)) * inv
+        dxhat = dout * gamma[None, :, None, None]
+        dx = inv * (dxhat - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+        return dx, (dout * xhat).sum(axis=axes), dout.sum(axis=axes)
+
+    _named(checks.check_spatial_batchnorm_backward(no_mu_path), "path through mu is missing")
+
+    def chance_probability(model, X, y):
+        loss, k = initial_loss(model, X, y)
+        return loss, 1 / np.exp(k)
+
+    _named(checks.check_initial_loss_check(chance_probability), "expected = 1/K")
