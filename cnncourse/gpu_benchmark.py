@@ -243,5 +243,5 @@ def plot(results, *, kind: str = "fwd", ax=None, title: str | None = None):
     ax.set_ylabel(f"time per {'forward' if kind == 'fwd' else 'forward + backward'} (ms)")
     meta = results["meta"]
     ax.set_title(title or f"measured on {meta['device']}, {meta['date']}", fontsize=8)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8)
     return ax

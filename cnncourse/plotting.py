@@ -11,8 +11,20 @@ from .backend import to_numpy
 
 __all__ = [
     "notebook_style", "plot_signals", "show_matrix", "show_images",
-    "plot_history", "plot_confusion", "show_filters", "show_feature_maps",
+    "plot_history", "plot_confusion", "show_filters", "show_feature_maps", "text_colour_for", "MIN_FONT_SIZE",
 ]
+
+#: No text in a course figure is smaller than this (points, at the stored size): smaller is unreadable
+#: at the notebooks' 80 dpi.  ``tests/test_plotting.py`` holds every helper to it.
+MIN_FONT_SIZE = 8
+
+
+def text_colour_for(rgba) -> str:
+    """"black" or "white", whichever contrasts more with a background colour (WCAG relative luminance)."""
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in tuple(rgba)[:3])
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    # Contrast ratios (L1 + 0.05) / (L2 + 0.05) against white (L = 1) and black (L = 0).
+    return "white" if (1.05 / (luminance + 0.05)) > ((luminance + 0.05) / 0.05) else "black"
 
 
 def notebook_style(dpi: int = 80) -> None:
@@ -52,13 +64,14 @@ def show_matrix(M, *, ax=None, title: str | None = None, annotate: bool | None =
     M = to_numpy(M)
     ax = ax or plt.subplots(figsize=(3.2, 3.2))[1]
     vmax = float(np.abs(M).max()) or 1.0
-    ax.imshow(M, cmap=cmap, vmin=-vmax, vmax=vmax)
+    image = ax.imshow(M, cmap=cmap, vmin=-vmax, vmax=vmax)
     ax.grid(False)
     if annotate is None:
         annotate = M.size <= 64
     if annotate:
-        for (i, j), v in np.ndenumerate(M):
-            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7)
+        for (i, j), v in np.ndenumerate(M):  # the text colour that reads on this cell's colour
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=MIN_FONT_SIZE,
+                    color=text_colour_for(image.cmap(image.norm(v))))
     if title:
         ax.set_title(title)
     return ax
@@ -83,7 +96,7 @@ def show_images(images, titles=None, *, ncols: int | None = None, size: float = 
         else:
             ax.imshow(im, cmap=cmap)
         if titles is not None:
-            ax.set_title(titles[k], fontsize=8)
+            ax.set_title(titles[k], fontsize=MIN_FONT_SIZE)
     fig.tight_layout()
     return fig
 
@@ -121,20 +134,19 @@ def plot_confusion(cm, class_names=None, *, ax=None, title: str = "confusion mat
     cm = to_numpy(cm)
     k = cm.shape[0]
     names = [str(c) for c in (class_names if class_names is not None else range(k))]
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(0.3 * k + 1.6, 0.3 * k + 1.4))
+    if ax is None:  # cells wide enough for a three-digit count at MIN_FONT_SIZE
+        fig, ax = plt.subplots(figsize=(0.32 * k + 1.6, 0.32 * k + 1.4))
     else:
         fig = ax.figure
-    ax.imshow(cm, cmap="Blues")
+    image = ax.imshow(cm, cmap="Blues")
     ax.grid(False)
-    ax.set_xticks(range(k), names, fontsize=7)
-    ax.set_yticks(range(k), names, fontsize=7)
+    ax.set_xticks(range(k), names, fontsize=MIN_FONT_SIZE)
+    ax.set_yticks(range(k), names, fontsize=MIN_FONT_SIZE)
     ax.set(xlabel="predicted", ylabel="true", title=title)
-    threshold = cm.max() / 2 if cm.size else 0
     for (i, j), v in np.ndenumerate(cm):
         if v:
-            ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=6,
-                    color="white" if v > threshold else "black")
+            ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=MIN_FONT_SIZE,
+                    color=text_colour_for(image.cmap(image.norm(v))))
     fig.tight_layout()
     return fig
 
@@ -167,7 +179,7 @@ def show_filters(weights, *, ncols: int = 8, size: float = 0.8, title: str | Non
         else:
             ax.imshow(w[f, 0], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=max(9, MIN_FONT_SIZE))
     fig.tight_layout()
     return fig
 
@@ -215,7 +227,7 @@ def show_feature_maps(model, image, *, max_maps: int = 8, size: float | None = N
                 spine.set_visible(False)
             if c < fmap.shape[0]:
                 ax.imshow(fmap[c], cmap="gray")
-        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+        row[0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=MIN_FONT_SIZE)
     fig.tight_layout()
     return fig
 
@@ -247,7 +259,7 @@ def plot_grad_norms(norms, *, ax=None, title: str | None = "gradient norm per la
         ax.semilogy(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=label)
     longest = max(series.values(), key=len)
     if labels:
-        ax.set_xticks(np.arange(1, len(longest) + 1), list(longest), rotation=60, ha="right", fontsize=6)
+        ax.set_xticks(np.arange(1, len(longest) + 1), list(longest), rotation=60, ha="right", fontsize=MIN_FONT_SIZE)
     ax.set(xlabel="layer (input → output)", ylabel="‖∂L/∂W‖")
     if title:
         ax.set_title(title)

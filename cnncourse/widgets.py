@@ -500,7 +500,7 @@ class ReceptiveFieldFigure(_FigureBase):
         d = state["depth"]
         self.mark.set_data([d], [state["rf"][d]])
         self.ax.set_xticks(depths)
-        self.ax.set_xticklabels(["input", *state["labels"]], rotation=45, ha="right", fontsize=7)
+        self.ax.set_xticklabels(["input", *state["labels"]], rotation=45, ha="right", fontsize=8)
         self.ax.set_xlim(-0.3, depths[-1] + 0.3)
         self.ax.set_ylim(0, 1.08 * max(state["rf"].max(), state["jump"].max()) + 1)
         self.ax.set_title(f"after layer {d} ({state['labels'][d - 1]}): receptive field {state['rf'][d]}, "

@@ -71,6 +71,29 @@ def _reference_backward(dout, x, w1, w2):
     return (dx_main + dsum, dw1, dw2), (dx_main, dsum, through_main)
 
 
+def _written_out_backward(dout, x, w1, w2, *, inner_mask=True, flip=True):
+    """The block's backward with switches for two classic mistakes (defaults: right).
+
+    ``inner_mask=False`` forgets the ReLU between the convolutions; ``flip=False`` sends the
+    gradient back through each convolution by correlating with the *unflipped* kernel, where
+    the input gradient of a correlation is a full convolution (a flipped kernel).
+    """
+    m, (conv1, relu1, conv2) = _main_path(x, w1, w2)
+    dsum = dout * ((m + x) > 0)
+
+    def back(d, cache, w):
+        dinput, dw, _ = conv.conv_backward(d, cache)
+        if not flip:
+            wrong_cache = conv.conv_forward(cache.x, w[:, :, ::-1, ::-1].copy(), None, pad=1)[1]
+            dinput = conv.conv_backward(d, wrong_cache)[0]
+        return dinput, dw
+
+    dh, dw2 = back(dsum, conv2, w2)
+    da = activations.relu_backward(dh, relu1) if inner_mask else dh
+    dx_main, dw1 = back(da, conv1, w1)
+    return dx_main + dsum, dw1, dw2
+
+
 @exercise("10.2", "residual_block_backward_exercise", notebook=NOTEBOOK,
           forbidden=("cnncourse.residual.residual_block_backward",))
 def check_residual_block_backward_exercise(fn):
@@ -86,5 +109,11 @@ def check_residual_block_backward_exercise(fn):
             "between the two paths": (dx_nomask + dout, dw1_nomask, dw2_nomask),
             "the final ReLU's mask is applied to the main path only: the shortcut's gradient "
             "passes through that ReLU too": (dx_main + dout, dw1, dw2),
+            "the inner ReLU's mask is forgotten: between the convolutions the gradient passes only where "
+            "conv(x, w1) > 0 (multiply by that mask before the first convolution's backward)":
+                _written_out_backward(dout, x, w1, w2, inner_mask=False),
+            "the kernel is not flipped in the input gradient: the gradient of a correlation with w is a "
+            "*full convolution* with w (a correlation with w flipped in both spatial axes and the "
+            "filter bank transposed)": _written_out_backward(dout, x, w1, w2, flip=False),
         }))
     return run_cases("10.2", "residual_block_backward_exercise", fn, cases)
