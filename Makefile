@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip
 BASE_STAMP := $(VENV)/.installed-base
 DEV_STAMP := $(VENV)/.installed-dev
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
-.PHONY: lab test test-fast test-browser course bench-grade constraints clean
+.PHONY: lab test test-fast test-browser course bench-grade constraints clean site lite
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,24 @@ course: $(DEV_STAMP)
 ## time grading 30 submissions with --jobs 2
 bench-grade: $(DEV_STAMP)
 	$(BIN)/python benchmarks/grade_30.py
+
+## the course as a static website in build/site/ (stored notebooks, not re-executed; works offline)
+SITE_STAMP := $(VENV)/.installed-site
+$(SITE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e ".[site]"
+	touch $@ $(BASE_STAMP)
+
+site: $(SITE_STAMP)
+	$(BIN)/python site/build_site.py --out build/site
+
+## the JupyterLite edition in build/lite/ (student copies + a cnncourse wheel, run by Pyodide in the browser)
+LITE_STAMP := $(VENV)/.installed-lite
+$(LITE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -c constraints.txt -e ".[lite]"
+	touch $@ $(BASE_STAMP)
+
+lite: $(LITE_STAMP)
+	$(BIN)/python site/build_lite.py --out build/lite
 
 constraints: $(DEV_STAMP)
 	{ echo "# Pinned versions: stored notebook outputs were produced with exactly these."; \
