@@ -31,8 +31,9 @@ test: $(DEV_STAMP)
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(NBVAL_FLAGS) notebooks
 	$(BIN)/cnncourse validate
 
-## JupyterLab in a real (headless) Chromium: every notebook, every widget, one exercise round trip
-test-browser: $(DEV_STAMP)
+## JupyterLab in a real (headless) Chromium: every notebook, every widget, one exercise round trip;
+## then the website and the JupyterLite edition, built fresh and served from 127.0.0.1
+test-browser: $(DEV_STAMP) site lite
 	bash tests/e2e/install_browser.sh
 	CNNCOURSE_E2E=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e
 
