@@ -21,10 +21,14 @@ def find_chapters(notebooks: Path) -> list[Path]:
     if not chapters:
         raise SystemExit(f"no chapter notebooks (NN_slug.ipynb) in {notebooks}")
     numbers = [chapter_number(p) for p in chapters]
-    for expected, (number, path) in enumerate(zip(numbers, chapters), start=numbers[0]):
+    for number in sorted(set(numbers)):
+        same = sorted(p.name for p in chapters if chapter_number(p) == number)
+        if len(same) > 1:
+            raise SystemExit(f"chapters out of order: two chapters numbered {number:02d}: {', '.join(same)}")
+    for expected, number in enumerate(numbers, start=numbers[0]):
         if number != expected:
-            other = [p.name for p in chapters if chapter_number(p) == number]
-            raise SystemExit(f"chapters out of order: expected chapter {expected:02d}, found {', '.join(other)}")
+            raise SystemExit(f"chapters out of order: expected chapter {expected:02d} after "
+                             f"{chapters[expected - numbers[0] - 1].name}, found {chapters[expected - numbers[0]].name}")
     return chapters
 
 
