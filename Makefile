@@ -58,14 +58,19 @@ $(SITE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 site: $(SITE_STAMP)
 	$(BIN)/python site/build_site.py --out build/site
 
-## the JupyterLite edition in build/lite/ (student copies + a cnncourse wheel, run by Pyodide in the browser)
-LITE_STAMP := $(VENV)/.installed-lite
-$(LITE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt -e ".[lite]"
-	touch $@ $(BASE_STAMP)
+## the JupyterLite edition in build/lite/ (student copies + a cnncourse wheel, run by Pyodide in the browser).
+## Its build tools (pyproject.toml's "lite" extra) live in a venv of their own: the Pyodide kernel's
+## JupyterLab extension, installed beside the course's JupyterLab, would fail to load there.
+LITE_VENV := .venv-lite
+LITE_STAMP := $(LITE_VENV)/.installed
+LITE_TOOLS := jupyterlite-core jupyterlite-pyodide-kernel jupyterlab_widgets jupyter_server
+$(LITE_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(LITE_VENV)
+	$(LITE_VENV)/bin/python -m pip install --quiet -c constraints.txt $(LITE_TOOLS)
+	touch $@
 
-lite: $(LITE_STAMP)
-	$(BIN)/python site/build_lite.py --out build/lite
+lite: $(BASE_STAMP) $(LITE_STAMP)
+	$(BIN)/python site/build_lite.py --out build/lite --lite-python $(LITE_VENV)/bin/python
 
 constraints: $(DEV_STAMP)
 	{ echo "# Pinned versions: stored notebook outputs were produced with exactly these."; \

@@ -18,6 +18,7 @@ needs the internet; the browser caches them afterwards).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -99,7 +100,7 @@ def build_wheel(dest: Path) -> Path:
     return wheels[0]
 
 
-def build(out: Path, notebooks: Path, work: Path) -> None:
+def build(out: Path, notebooks: Path, work: Path, lite_python: str = sys.executable) -> None:
     started = time.perf_counter()
     chapters = find_chapters(notebooks)
     lite_src = work / "lite-src"
@@ -114,7 +115,7 @@ def build(out: Path, notebooks: Path, work: Path) -> None:
     wheel = build_wheel(work / "lite-wheels")
     if out.exists():
         shutil.rmtree(out)
-    command = [sys.executable, "-m", "jupyterlite_core", "build", "--lite-dir", str(lite_src),
+    command = [lite_python, "-m", "jupyterlite_core", "build", "--lite-dir", str(lite_src),
                "--contents", str(files), "--output-dir", str(out), "--piplite-wheels", str(wheel),
                "--apps", "lab", "--apps", "notebooks", "--no-sourcemaps", "--no-unused-shared-packages"]
     done = subprocess.run(command, cwd=lite_src, capture_output=True, text=True)
@@ -130,8 +131,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=REPO / "build" / "lite")
     parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks")
     parser.add_argument("--work", type=Path, default=REPO / "build", help="where the sources are assembled")
+    parser.add_argument("--lite-python", default=sys.executable,
+                        help="the Python that has jupyterlite-core and the Pyodide kernel (make lite: .venv-lite)")
     args = parser.parse_args(argv)
-    build(args.out.resolve(), args.notebooks.resolve(), args.work.resolve())
+    # absolute() and not resolve(): a venv's python is a symlink to the base interpreter
+    lite_python = str(Path(args.lite_python).absolute()) if os.sep in args.lite_python else args.lite_python
+    build(args.out.resolve(), args.notebooks.resolve(), args.work.resolve(), lite_python)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ class Offline:
         if self._local(route.request.url):
             route.continue_()
         else:
-            self.external.append(route.request.url)
+            if route.request.url not in self.external:
+                self.external.append(route.request.url)
             route.abort()
 
     def _seen(self, request):
