@@ -40,6 +40,7 @@ from course import chapter_number, chapter_summary, chapter_title, find_chapters
 
 EXPLORER_OUTPUT = "[interactive widget"
 SOLUTION_MARK = "### BEGIN SOLUTION"
+SOLUTION_TOGGLE = {"code_prompt_show": "Show the worked solution", "code_prompt_hide": "Hide the worked solution"}
 LITE_URL = "../lite/lab/index.html?path={name}"
 MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*([^)\s]+)(\s+\"[^\"]*\")?\s*\)")
 
@@ -142,6 +143,7 @@ def chapter_page(source: Path, page: Path, site_files: dict[Path, Path], src_roo
             tags = cell.metadata.setdefault("tags", [])
             if "hide-input" not in tags:
                 tags.append("hide-input")  # a worked solution: one click away, not in the reader's face
+            cell.metadata["mystnb"] = {**cell.metadata.get("mystnb", {}), **SOLUTION_TOGGLE}
         cells.append(cell)
         if index == 0:
             cells.append(_markdown_cell(work_box(source.name)))

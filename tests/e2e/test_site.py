@@ -154,6 +154,8 @@ def test_chapter_page_renders_math_and_figures(site, name):
     notebook = json.loads(student.body())
     assert notebook["nbformat"] == 4 and not any(c.get("outputs") for c in notebook["cells"]), \
         f"{name}: the student copy should have its outputs cleared"
+    if "### BEGIN SOLUTION" in source:
+        assert "Show the worked solution" in text, f"{name}: worked solutions should be folded behind a toggle"
     if "[interactive widget" in source:
         assert "opens an interactive explorer" in text, f"{name}: an explorer cell without the note on running it"
     if name == "01_convolution_1d":
