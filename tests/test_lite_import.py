@@ -138,3 +138,51 @@ def test_threaded_paths_fall_back_to_one_thread_quietly():
     """)
     assert done.returncode == 0, done.stderr
     assert "ok" in done.stdout
+
+
+# --------------------------------------------------------------------------- the lite notebooks' first cell
+
+
+def _run_bootstrap(platform: str) -> list:
+    """Run the install cell that make lite puts first, with a stand-in for piplite; return its calls."""
+    import ast
+    import asyncio
+    import builtins
+    import types
+
+    sys.path.insert(0, str(REPO / "site"))
+    from build_lite import bootstrap_source, browser_requirements
+
+    calls = []
+
+    async def install(requirements, deps=True):
+        calls.append((requirements, deps))
+
+    fake_sys = types.SimpleNamespace(platform=platform)
+    code = compile(bootstrap_source(browser_requirements()), "<first cell>", "exec",
+                   flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+    namespace = {}
+    modules = {"sys": fake_sys, "piplite": types.SimpleNamespace(install=install)}
+
+    def fake_import(name, *args, **kwargs):
+        return modules[name] if name in modules else builtins.__import__(name, *args, **kwargs)
+
+    namespace["__builtins__"] = {**vars(builtins), "__import__": fake_import}
+    result = eval(code, namespace)  # noqa: S307  (our own cell, compiled with top-level await)
+    if asyncio.iscoroutine(result):
+        asyncio.run(result)
+    return calls
+
+
+def test_first_cell_installs_the_course_under_pyodide():
+    calls = _run_bootstrap("emscripten")
+    assert len(calls) == 2, calls
+    requirements, _ = calls[0]
+    for needed in ("numpy", "scipy", "matplotlib", "ipywidgets", "tqdm"):
+        assert needed in requirements
+    assert "jupyterlab" not in requirements, "JupyterLab cannot be installed inside the browser's Python"
+    assert calls[1] == ("cnncourse", False), "the course wheel goes in without its desktop dependencies"
+
+
+def test_first_cell_does_nothing_outside_the_browser():
+    assert _run_bootstrap("linux") == []
