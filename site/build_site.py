@@ -43,6 +43,7 @@ SOLUTION_MARK = "### BEGIN SOLUTION"
 SOLUTION_TOGGLE = {"code_prompt_show": "Show the worked solution", "code_prompt_hide": "Hide the worked solution"}
 LITE_URL = "../lite/lab/index.html?path={name}"
 MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*([^)\s]+)(\s+\"[^\"]*\")?\s*\)")
+HTML_IMG = re.compile(r"<img\b[^>]*?\bsrc=[\"']([^\"']+)[\"']", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------- links
@@ -84,6 +85,11 @@ def rewrite_links(text: str, source_file: Path, page_file: Path, site_files: dic
             shown = path_part
         return f"{label} (`{shown}` in the repository)"
 
+    for target in HTML_IMG.findall(text):  # <img src="..."> in markdown: copy the file beside the page too
+        if not _is_external(target) and (source_file.parent / target).is_file():
+            copied = page_file.parent / target
+            copied.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source_file.parent / target, copied)
     return MD_LINK.sub(fix, text)
 
 

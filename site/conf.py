@@ -29,7 +29,7 @@ nb_execution_mode = "off"
 nb_ipywidgets_js = {}  # the default loads require.js and the widget manager from CDNs
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "html_image"]
-myst_heading_anchors = 3
+myst_heading_anchors = 6  # links to any heading of a chapter resolve
 
 # Strict mode (sphinx-build -W) turns every remaining warning into an error: a broken
 # cross-reference or a missing image fails the build.  Only the heading-level lint is

@@ -169,3 +169,18 @@ def test_links_to_repository_files_off_the_site_become_text(tmp_path):
     assert "[chapter 5](chapters/05_fast_convolution.ipynb#top)" in out
     assert "[CuPy](https://cupy.dev)" in out
     assert "[nothing](../no/such/file.md)" in out  # left alone: the strict build reports it
+
+
+def test_images_in_the_repository_are_copied_beside_the_page(tmp_path):
+    pytest.importorskip("nbformat")
+    from build_site import rewrite_links
+
+    (tmp_path / "notebooks" / "figures").mkdir(parents=True)
+    (tmp_path / "notebooks" / "figures" / "a.png").write_bytes(b"png")
+    (tmp_path / "notebooks" / "figures" / "b.png").write_bytes(b"png")
+    source = tmp_path / "notebooks" / "01_x.ipynb"
+    page = tmp_path / "src" / "chapters" / "01_x.ipynb"
+    text = '![a](figures/a.png) and <img src="figures/b.png" width="200"> and ![c](figures/missing.png)'
+    assert rewrite_links(text, source, page, {}, tmp_path / "src") == text
+    assert (page.parent / "figures" / "a.png").exists() and (page.parent / "figures" / "b.png").exists()
+    assert not (page.parent / "figures" / "missing.png").exists()  # left for the strict build to report
