@@ -49,28 +49,30 @@ course: $(DEV_STAMP)
 bench-grade: $(DEV_STAMP)
 	$(BIN)/python benchmarks/grade_30.py
 
-## the course as a static website in build/site/ (stored notebooks, not re-executed; works offline)
-SITE_STAMP := $(VENV)/.installed-site
-$(SITE_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install --quiet -c constraints.txt -e ".[site]"
-	touch $@ $(BASE_STAMP)
-
-site: $(SITE_STAMP)
-	$(BIN)/python site/build_site.py --out build/site
-
-## the JupyterLite edition in build/lite/ (student copies + a cnncourse wheel, run by Pyodide in the browser).
-## Its build tools (pyproject.toml's "lite" extra) live in a venv of their own: the Pyodide kernel's
-## JupyterLab extension, installed beside the course's JupyterLab, would fail to load there.
+## The web editions. Their build tools live in venvs of their own, installed from pyproject.toml's
+## "site" and "lite" extras: they run the course package from the source tree and need none of its
+## notebook dependencies, and the Pyodide kernel's JupyterLab extension would fail to load in the
+## course's own JupyterLab.
+SITE_VENV := .venv-site
 LITE_VENV := .venv-lite
-LITE_STAMP := $(LITE_VENV)/.installed
-LITE_TOOLS := jupyterlite-core jupyterlite-pyodide-kernel jupyterlab_widgets jupyter_server
-$(LITE_STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(LITE_VENV)
-	$(LITE_VENV)/bin/python -m pip install --quiet -c constraints.txt $(LITE_TOOLS)
+
+$(SITE_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(SITE_VENV)
+	$(SITE_VENV)/bin/python -m pip install --quiet -c constraints.txt $$($(SITE_VENV)/bin/python site/extra.py site)
 	touch $@
 
-lite: $(BASE_STAMP) $(LITE_STAMP)
-	$(BIN)/python site/build_lite.py --out build/lite --lite-python $(LITE_VENV)/bin/python
+$(LITE_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(LITE_VENV)
+	$(LITE_VENV)/bin/python -m pip install --quiet -c constraints.txt $$($(LITE_VENV)/bin/python site/extra.py lite)
+	touch $@
+
+## the course as a static website in build/site/ (stored notebooks, not re-executed; works offline)
+site: $(SITE_VENV)/.installed
+	$(SITE_VENV)/bin/python site/build_site.py --out build/site
+
+## the JupyterLite edition in build/lite/ (student copies + a cnncourse wheel, run by Pyodide in the browser)
+lite: $(LITE_VENV)/.installed
+	$(LITE_VENV)/bin/python site/build_lite.py --out build/lite
 
 constraints: $(DEV_STAMP)
 	{ echo "# Pinned versions: stored notebook outputs were produced with exactly these."; \

@@ -81,11 +81,14 @@ def build_wheel(dest: Path) -> Path:
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    with_src = dest.parent / "wheel-src"  # a clean copy: no build/ or .venv/ inside the sdist tree
+    with_src = dest.parent / "wheel-src"  # only what the wheel is made of: no venvs, builds or notebooks
     if with_src.exists():
         shutil.rmtree(with_src)
-    shutil.copytree(REPO, with_src, ignore=shutil.ignore_patterns(
-        ".venv", "build", ".git", "*.egg-info", "__pycache__", "notebooks", "release", "report", "tests"))
+    with_src.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "MANIFEST.in"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, with_src / name)
+    shutil.copytree(REPO / "cnncourse", with_src / "cnncourse", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                            "-w", str(dest), str(with_src)], capture_output=True, text=True)
     if done.returncode != 0:  # no setuptools in this environment: let pip fetch it in an isolated build

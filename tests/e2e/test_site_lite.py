@@ -8,7 +8,6 @@ the course (under Pyodide only) from the wheel that the build indexes for piplit
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import zipfile
 
@@ -17,22 +16,15 @@ import pytest
 
 from e2e_lab import REPO, artifact
 from site_server import serve
-from test_site import LITE, NAMES, Offline
+from test_site import LITE, LITE_PYTHON, NAMES, Offline, build_once
 
 sys.path.insert(0, str(REPO / "site"))
 from build_lite import BOOTSTRAP_TAG  # noqa: E402
 
 
-LITE_PYTHON = REPO / ".venv-lite" / "bin" / "python"  # make lite's own venv for the JupyterLite tools
-
-
 @pytest.fixture(scope="session")
 def lite_url():
-    if not (LITE / "index.html").exists():
-        if not LITE_PYTHON.exists():
-            pytest.skip("build/lite is not built and .venv-lite does not exist: run `make lite`")
-        subprocess.run([sys.executable, str(REPO / "site" / "build_lite.py"), "--out", str(LITE),
-                        "--lite-python", str(LITE_PYTHON)], check=True, cwd=REPO, timeout=600)
+    build_once("build_lite.py", LITE, LITE_PYTHON, "lite")
     with serve(LITE) as url:
         yield url
 
