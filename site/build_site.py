@@ -53,11 +53,10 @@ def _is_external(target: str) -> bool:
     return bool(re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:", target)) or target.startswith(("#", "//"))
 
 
-def rewrite_links(text: str, source_file: Path, page_file: Path, site_files: dict[Path, Path],
-                  src_root: Path) -> str:
+def rewrite_links(text: str, source_file: Path, page_file: Path, site_files: dict[Path, Path]) -> str:
     """Point relative links of ``source_file`` (in the repository) at their pages on the site.
 
-    ``site_files`` maps repository files to their copies under ``src_root``;
+    ``site_files`` maps repository files to their copies in the site's sources;
     ``page_file`` is where this text ends up.  A link to a repository file
     that is not on the site becomes its text plus the file's path; a link to
     nothing is left alone, so that the strict build reports it; a linked
@@ -137,14 +136,14 @@ def _shows_explorer(cell) -> bool:
     return False
 
 
-def chapter_page(source: Path, page: Path, site_files: dict[Path, Path], src_root: Path) -> None:
+def chapter_page(source: Path, page: Path, site_files: dict[Path, Path]) -> None:
     """Write the site's copy of one stored notebook (outputs untouched, nothing executed)."""
     nb = nbformat.read(source, as_version=4)
     cells = []
     for index, cell in enumerate(nb.cells):
         cell = copy.deepcopy(cell)
         if cell.cell_type == "markdown":
-            cell.source = rewrite_links(cell.source, source, page, site_files, src_root)
+            cell.source = rewrite_links(cell.source, source, page, site_files)
         elif cell.cell_type == "code" and SOLUTION_MARK in cell.source:
             tags = cell.metadata.setdefault("tags", [])
             if "hide-input" not in tags:
@@ -206,9 +205,9 @@ def assemble(src: Path, chapters: list[Path], student: Path) -> None:
     site_files[instructors.resolve()] = src / "instructors.md"
     site_files[(REPO / "README.md").resolve()] = src / "index.md"
     for path in chapters:
-        chapter_page(path, src / "chapters" / path.name, site_files, src)
+        chapter_page(path, src / "chapters" / path.name, site_files)
     (src / "instructors.md").write_text(rewrite_links(instructors.read_text(), instructors, src / "instructors.md",
-                                                      site_files, src))
+                                                      site_files))
     (src / "index.md").write_text(landing_page(SITE_DIR / "index.md", chapters))
     if not all((student / path.name).exists() for path in chapters):
         raise SystemExit(f"cnncourse release did not write every chapter into {student}")
@@ -229,7 +228,7 @@ def add_student_copies(out: Path, student: Path, chapters: list[Path]) -> None:
 def build(out: Path, notebooks: Path, work: Path, jobs: str = "auto") -> None:
     started = time.perf_counter()
     chapters = find_chapters(notebooks)
-    student = work / "student"
+    student = work / "site-student"
     src = work / "site-src"
     release(chapters, student)
     assemble(src, chapters, student)

@@ -164,7 +164,7 @@ def test_links_to_repository_files_off_the_site_become_text(tmp_path):
     site_files = {chapter.resolve(): tmp_path / "src" / "chapters" / chapter.name}
     text = ("See [the kernels](../cnncourse/kernels/) and [chapter 5](../notebooks/05_fast_convolution.ipynb#top), "
             "[CuPy](https://cupy.dev) and [nothing](../no/such/file.md).")
-    out = rewrite_links(text, source, page, site_files, tmp_path / "src")
+    out = rewrite_links(text, source, page, site_files)
     assert "the kernels (`cnncourse/kernels` in the repository)" in out
     assert "[chapter 5](chapters/05_fast_convolution.ipynb#top)" in out
     assert "[CuPy](https://cupy.dev)" in out
@@ -181,6 +181,6 @@ def test_images_in_the_repository_are_copied_beside_the_page(tmp_path):
     source = tmp_path / "notebooks" / "01_x.ipynb"
     page = tmp_path / "src" / "chapters" / "01_x.ipynb"
     text = '![a](figures/a.png) and <img src="figures/b.png" width="200"> and ![c](figures/missing.png)'
-    assert rewrite_links(text, source, page, {}, tmp_path / "src") == text
+    assert rewrite_links(text, source, page, {}) == text
     assert (page.parent / "figures" / "a.png").exists() and (page.parent / "figures" / "b.png").exists()
     assert not (page.parent / "figures" / "missing.png").exists()  # left for the strict build to report
