@@ -126,6 +126,21 @@ EXPLORER_NOTE = (
 )
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _drop_widget_views(cell) -> bool:
+    """Remove live-widget outputs (a static page cannot show them); True if there were any."""
+    found = False
+    for output in cell.get("outputs", []):
+        data = output.get("data", {})
+        if WIDGET_VIEW in data:
+            found = True
+            del data[WIDGET_VIEW]
+            data.setdefault("text/plain", "[interactive widget: run this cell to use it]")
+    return found
+
+
 def _shows_explorer(cell) -> bool:
     for output in cell.get("outputs", []):
         text = output.get("text", "") or output.get("data", {}).get("text/plain", "")
@@ -152,9 +167,10 @@ def chapter_page(source: Path, page: Path, site_files: dict[Path, Path]) -> None
         cells.append(cell)
         if index == 0:
             cells.append(_markdown_cell(work_box(source.name)))
-        if cell.cell_type == "code" and _shows_explorer(cell):
+        if cell.cell_type == "code" and (_drop_widget_views(cell) | _shows_explorer(cell)):
             cells.append(_markdown_cell(EXPLORER_NOTE))
     nb.cells = cells
+    nb.metadata.pop("widgets", None)  # saved widget state: nothing on a static page uses it
     for cell in nb.cells:
         cell.pop("id", None)
     nb.nbformat_minor = 4

@@ -184,3 +184,25 @@ def test_images_in_the_repository_are_copied_beside_the_page(tmp_path):
     assert rewrite_links(text, source, page, {}) == text
     assert (page.parent / "figures" / "a.png").exists() and (page.parent / "figures" / "b.png").exists()
     assert not (page.parent / "figures" / "missing.png").exists()  # left for the strict build to report
+
+
+def test_a_live_widget_output_becomes_text_and_gets_the_explorer_note(tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    from build_site import EXPLORER_NOTE, WIDGET_VIEW, chapter_page
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 03 · Title"),
+                nbformat.v4.new_code_cell("cc.widgets.filter_playground(image)", outputs=[
+                    nbformat.v4.new_output("display_data", data={WIDGET_VIEW: {"model_id": "abc", "version_major": 2,
+                                                                               "version_minor": 0}})])]
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    source, page = tmp_path / "03_title.ipynb", tmp_path / "src" / "chapters" / "03_title.ipynb"
+    nbformat.write(nb, source)
+    chapter_page(source, page, {})
+    built = nbformat.read(page, as_version=4)
+    assert "widgets" not in built.metadata
+    code = next(c for c in built.cells if c.cell_type == "code")
+    assert WIDGET_VIEW not in code.outputs[0].data and "interactive widget" in code.outputs[0].data["text/plain"]
+    after = built.cells[built.cells.index(code) + 1]
+    assert after.cell_type == "markdown" and after.source == EXPLORER_NOTE
+    assert "Work through this chapter" in built.cells[1].source  # the box under the title
