@@ -52,18 +52,19 @@ bench-grade: $(DEV_STAMP)
 ## The web editions. Their build tools live in venvs of their own, installed from pyproject.toml's
 ## "site" and "lite" extras: they run the course package from the source tree and need none of its
 ## notebook dependencies, and the Pyodide kernel's JupyterLab extension would fail to load in the
-## course's own JupyterLab.
+## course's own JupyterLab. (--no-compile: Python compiles each module on first import instead, which
+## saves most of the install time.)
 SITE_VENV := .venv-site
 LITE_VENV := .venv-lite
 
 $(SITE_VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(SITE_VENV)
-	$(SITE_VENV)/bin/python -m pip install --quiet -c constraints.txt $$($(SITE_VENV)/bin/python site/extra.py site)
+	$(SITE_VENV)/bin/python -m pip install --quiet --no-compile -c constraints.txt $$($(SITE_VENV)/bin/python site/extra.py site)
 	touch $@
 
 $(LITE_VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(LITE_VENV)
-	$(LITE_VENV)/bin/python -m pip install --quiet -c constraints.txt $$($(LITE_VENV)/bin/python site/extra.py lite)
+	$(LITE_VENV)/bin/python -m pip install --quiet --no-compile -c constraints.txt $$($(LITE_VENV)/bin/python site/extra.py lite)
 	touch $@
 
 ## the course as a static website in build/site/ (stored notebooks, not re-executed; works offline)
