@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,6 +46,8 @@ THREAD_ENV_VARS = ("CNNCOURSE_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THR
 
 def _default_threads() -> int:
     """The first of ``THREAD_ENV_VARS`` that is set (the user's BLAS thread count), else one per core."""
+    if sys.platform == "emscripten":  # Pyodide (the JupyterLite edition): a browser tab cannot start threads
+        return 1
     for name in THREAD_ENV_VARS:
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) >= 1:
@@ -127,17 +130,28 @@ def run_chunks(fn, length: int, elements: int) -> None:
     if threads < 2 or elements < MIN_ELEMENTS:
         fn(0, length)
         return
-    if _state["pool"] is None:
-        _state["pool"] = ThreadPoolExecutor(get_threads() - 1, thread_name_prefix="cnncourse")
     chunks = min(length, threads * CHUNKS_PER_THREAD)
     job = _Job(fn, [length * k // chunks for k in range(chunks + 1)])
-    for _ in range(threads - 1):
-        _state["pool"].submit(job.work)
-    job.work()
+    try:
+        if _state["pool"] is None:
+            _state["pool"] = ThreadPoolExecutor(get_threads() - 1, thread_name_prefix="cnncourse")
+        for _ in range(threads - 1):
+            _state["pool"].submit(job.work)
+    except RuntimeError:  # "can't start new thread" (Pyodide, or a process at its thread limit)
+        _fall_back_to_one_thread()
+    job.work()  # claims whatever chunks no helper thread took: all of them when none started
     with job.finished:  # wait only for chunks other threads have started
         job.finished.wait_for(lambda: job.done == chunks)
     if job.errors:
         raise job.errors[0]
+
+
+def _fall_back_to_one_thread() -> None:
+    """Stop using threads, quietly: the calling thread does all the work from now on."""
+    pool = _state["pool"]
+    _state.update(threads=1, pool=None)
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def copyto(dst, src) -> None:
