@@ -73,6 +73,12 @@ NORMALISATION = Family("ready-made normalisation (SciPy's `zscore`, PyTorch's ba
                        ("scipy.stats:zscore", "scipy.stats:zmap", "torch.nn.functional:batch_norm",
                         "torch.nn.functional:instance_norm", "torch:batch_norm", "torch.nn:BatchNorm2d.forward"))
 
+TORCH_DROPOUT = Family("PyTorch's dropout", ("torch.nn.functional:dropout", "torch:dropout", "torch.nn:Dropout.forward"))
+
+LAYER_NORM = Family("ready-made layer and group normalisation (PyTorch's)",
+                    ("torch.nn.functional:layer_norm", "torch.nn.functional:group_norm", "torch:layer_norm",
+                     "torch.nn:LayerNorm.forward", "torch.nn:GroupNorm.forward"))
+
 # ---- one policy per exercise ---------------------------------------------------------------------
 
 _CONV = (NUMPY_CORRELATE, SCIPY_FILTERS, TORCH_CONV)
@@ -93,6 +99,7 @@ POLICIES: dict[str, Policy] = {
     # notebook 05
     "5.1": Policy(deny=(TORCH_UNFOLD,)),
     "5.2": Policy(deny=(NUMPY_CORRELATE, SCIPY_FILTERS)),
+    "5.4": Policy(deny=(*_CONV, TORCH_UNFOLD), note="your own `im2col_exercise` from 5.1 is the point of the exercise"),
     # notebook 06
     "6.1": Policy(deny=(SCIPY_MAX_FILTER, TORCH_MAX_POOL)),
     "6.2": Policy(deny=(SCIPY_MEAN_FILTER, TORCH_AVG_POOL)),
@@ -105,9 +112,14 @@ POLICIES: dict[str, Policy] = {
     # notebook 08
     "8.1": Policy(deny=(SOFTMAX, AUTOGRAD)),
     "8.2": Policy(deny=(TORCH_ADAM,)),
+    "8.3": Policy(deny=(TORCH_DROPOUT,)),
+    "8.4": Policy(deny=(TORCH_DROPOUT, AUTOGRAD)),
+    "8.5": Policy(allow=("cnncourse.losses.softmax_cross_entropy", "cnncourse.nn"),
+                  note="calling the model you are given is fine"),
     # notebook 09
     "9.1": Policy(deny=(NORMALISATION,)),
     "9.2": Policy(deny=(NORMALISATION, AUTOGRAD)),
+    "9.3": Policy(deny=(NORMALISATION, LAYER_NORM)),
     # notebook 10
     "10.1": Policy(allow=("cnncourse.conv.conv_forward", "cnncourse.activations.relu_forward"), deny=(TORCH_CONV,)),
     "10.2": Policy(allow=("cnncourse.conv.conv_forward", "cnncourse.conv.conv_backward",
