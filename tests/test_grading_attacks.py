@@ -18,11 +18,9 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cnncourse.checks import EXERCISES

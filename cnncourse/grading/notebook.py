@@ -13,7 +13,8 @@ import os
 import re
 import stat
 
-__all__ = ["InvalidNotebook", "load", "read_regular_file", "ALLOWED_IMPORTS", "import_allowed", "source", "code_cells", "defines", "exercise_cells", "import_code",
+__all__ = ["InvalidNotebook", "load", "read_regular_file", "ALLOWED_IMPORTS", "import_allowed", "MAX_PARSED_CELL",
+           "source", "code_cells", "defines", "exercise_cells", "import_code",
            "referenced_names", "strip_magics", "defined_functions", "mentions"]
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
