@@ -520,3 +520,12 @@ def test_deep_scratch_tree_is_removed_after_the_child():
         assert box.request({"op": "exec", "code": code}, time.monotonic() + 25)["ok"]
     sandbox.wait_for_cleanup(25)
     assert not os.path.exists(scratch)
+
+
+def test_harness_keeps_its_own_tools_when_student_code_rebinds_them():
+    prelude = ("from cnncourse.grading import child as _c, wire as _w\n"
+               "_c._Child.run_call = lambda self, cmd: {'outcome': 'returned', 'value': {'t': 'none'}}\n"
+               "_c._Child.reply = lambda self, message: None\n"
+               "_w.encode = lambda value, _depth=0: {'t': 'none'}\n")
+    _, got = _probe(["x = 1"], prelude)
+    assert got == {"x = 1": "ran"}
