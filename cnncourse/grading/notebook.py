@@ -43,7 +43,8 @@ ALLOWED_IMPORTS = frozenset({
     "ipywidgets", "IPython", "math", "cmath", "random", "statistics", "time", "itertools", "functools",
     "collections", "typing", "dataclasses", "fractions", "decimal", "numbers", "operator", "copy", "string", "re",
     "json", "textwrap", "warnings", "abc", "enum", "heapq", "bisect", "pprint", "contextlib", "inspect", "os",
-    "sys", "pathlib", "timeit", "importlib", "gzip", "struct", "array", "hashlib",
+    "sys", "pathlib", "timeit", "importlib", "gzip", "struct", "array", "hashlib", "types", "builtins", "datetime",
+    "io", "csv", "base64", "zlib", "unicodedata", "faulthandler", "__future__",
 })
 
 
