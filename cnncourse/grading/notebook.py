@@ -44,7 +44,7 @@ ALLOWED_IMPORTS = frozenset({
     "collections", "typing", "dataclasses", "fractions", "decimal", "numbers", "operator", "copy", "string", "re",
     "json", "textwrap", "warnings", "abc", "enum", "heapq", "bisect", "pprint", "contextlib", "inspect", "os",
     "sys", "pathlib", "timeit", "importlib", "gzip", "struct", "array", "hashlib", "types", "builtins", "datetime",
-    "io", "csv", "base64", "zlib", "unicodedata", "faulthandler", "__future__",
+    "io", "csv", "base64", "zlib", "unicodedata", "faulthandler",  # (never __future__: not valid inside try)
 })
 
 
