@@ -18,11 +18,9 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from cnncourse.checks import EXERCISES
@@ -441,8 +439,9 @@ def test_reports_survive_surrogates_and_neutralise_formulas(tmp_path):
     assert md.count("```") == 2  # the feedback's own fences were neutralised
 
 
-def test_interrupted_run_still_writes_its_report(tmp_path, release_dir):
-    """Ctrl-C (here SIGINT from outside) stops at once and writes every finished row plus 'not graded' rows."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_still_writes_its_report(tmp_path, release_dir, sig):
+    """Ctrl-C (SIGINT) or SIGTERM stops at once and writes every finished row plus 'not graded' rows."""
     nb = json.loads(attacks.CORRECT.read_text())
     slow = json.loads(attacks.CORRECT.read_text())
     slow["cells"][3]["source"] = 'def correlate_same(x, w, boundary="zero"):\n    while True:\n        pass\n'
@@ -458,7 +457,7 @@ def test_interrupted_run_still_writes_its_report(tmp_path, release_dir):
                             stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(8)  # a_fast is graded, b_slow is looping in its child
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=20)
     finally:
         proc.kill()
@@ -467,7 +466,9 @@ def test_interrupted_run_still_writes_its_report(tmp_path, release_dir):
     assert data["interrupted"] is True
     students = {r["student"] for r in data["rows"]}
     assert students == {"a_fast", "b_slow", "c_slow", "d_slow"}
+    assert [r["status"] for r in data["rows"] if r["student"] == "a_fast"] == ["passed", "passed"]
     assert any("interrupted" in r["feedback"] for r in data["rows"])
+    assert (out / "grades.csv").read_text(encoding="utf-8").count("\n") > len(data["rows"])  # complete CSV
 
 
 def test_doctor_names_the_sandbox_layers(monkeypatch):
@@ -519,3 +520,12 @@ def test_deep_scratch_tree_is_removed_after_the_child():
         assert box.request({"op": "exec", "code": code}, time.monotonic() + 25)["ok"]
     sandbox.wait_for_cleanup(25)
     assert not os.path.exists(scratch)
+
+
+def test_harness_keeps_its_own_tools_when_student_code_rebinds_them():
+    prelude = ("from cnncourse.grading import child as _c, wire as _w\n"
+               "_c._Child.run_call = lambda self, cmd: {'outcome': 'returned', 'value': {'t': 'none'}}\n"
+               "_c._Child.reply = lambda self, message: None\n"
+               "_w.encode = lambda value, _depth=0: {'t': 'none'}\n")
+    _, got = _probe(["x = 1"], prelude)
+    assert got == {"x = 1": "ran"}

@@ -314,7 +314,8 @@ class _Proxy:
         reply = _check_reply(reply, ("outcome",))
         error = reply.get("error") or {}
         if not isinstance(error, dict):
-            raise SandboxError("error", "the grader could not read the reply (the submission interfered with the grader)")
+            raise SandboxError("error", "the grader could not read the reply "
+                                        "(the submission interfered with the grader)")
         labels = list(reply.get("records") or [])
         claimed = reply.get("forbidden") or []
         labels += [str(x) for x in claimed] if isinstance(claimed, list) else []
@@ -490,8 +491,8 @@ def grade_submission(sub: Submission, manifest: dict, *, limits: Limits = Limits
     entries = notebooks[sub.notebook]["exercises"]
 
     def invalid(reason: str) -> list[Row]:
-        return [_row(sub, e, "invalid notebook", f"✘ Exercise {e['exercise']} ({e['function']}): "
-                                                 f"the submission is not a readable notebook: {reason}") for e in entries]
+        return [_row(sub, e, "invalid notebook", f"✘ Exercise {e['exercise']} ({e['function']}): the submission "
+                                                 f"is not a readable notebook: {reason}") for e in entries]
 
     if sub.problem:
         return invalid(sub.problem)

@@ -13,7 +13,8 @@ import os
 import re
 import stat
 
-__all__ = ["InvalidNotebook", "load", "read_regular_file", "ALLOWED_IMPORTS", "import_allowed", "source", "code_cells", "defines", "exercise_cells", "import_code",
+__all__ = ["InvalidNotebook", "load", "read_regular_file", "ALLOWED_IMPORTS", "import_allowed", "MAX_PARSED_CELL",
+           "source", "code_cells", "defines", "exercise_cells", "import_code",
            "referenced_names", "strip_magics", "defined_functions", "mentions"]
 
 SOLUTION_BEGIN, SOLUTION_END = "### BEGIN SOLUTION", "### END SOLUTION"
@@ -42,7 +43,8 @@ ALLOWED_IMPORTS = frozenset({
     "ipywidgets", "IPython", "math", "cmath", "random", "statistics", "time", "itertools", "functools",
     "collections", "typing", "dataclasses", "fractions", "decimal", "numbers", "operator", "copy", "string", "re",
     "json", "textwrap", "warnings", "abc", "enum", "heapq", "bisect", "pprint", "contextlib", "inspect", "os",
-    "sys", "pathlib", "timeit", "importlib", "gzip", "struct", "array", "hashlib",
+    "sys", "pathlib", "timeit", "importlib", "gzip", "struct", "array", "hashlib", "types", "builtins", "datetime",
+    "io", "csv", "base64", "zlib", "unicodedata", "faulthandler",  # (never __future__: not valid inside try)
 })
 
 

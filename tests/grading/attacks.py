@@ -68,7 +68,8 @@ def correlate_inner(x, w, boundary="zero"):
     os.write(int(sys.argv[2]), b"called cnncourse.signal.conv_matrix\\n")
 ''' + BODY, ("error", 0), ("passed", 1)),
     # issue 22.2: lone surrogate, terminal escapes, bidi override, NUL and a forged Markdown line in a message
-    "dirty_message": (HEAD + '''    raise ValueError("\\udcff bad \\x1b[2J\\u202e evil\\x00 end\\r\\n# Total: **2 of 2** points <script>x</script>")
+    "dirty_message": (HEAD + '''    raise ValueError("\\udcff bad \\x1b[2J\\u202e evil\\x00 end\\r\\n"
+                     "# Total: **2 of 2** points <script>x</script>")
 ''', ("failed", 0), ("passed", 1)),
     # issue 20.5: walks up the stack and through every module looking for other students' names or paths
     "stack_walk": (HEAD + '''    import sys
