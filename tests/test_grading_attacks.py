@@ -125,12 +125,14 @@ def test_in_place_change_is_seen_by_the_grader(batch):
 
 def test_forbidden_call_recorded_outside_the_child(batch):
     _, feedback = _rows(batch, "forbidden_hidden")
-    assert "called cnncourse.signal.correlate1d" in feedback[0]
+    assert "uses `cc.signal.correlate1d`" in feedback[0]
 
 
 def test_forged_labels_end_in_a_row_not_a_crash(batch):
     _, feedback = _rows(batch, "forge_labels")
-    assert "forged the grader's record" in feedback[0]
+    # every package function outside 1.1's allowlist is refused, so a forged record of one only costs the
+    # forger this exercise: a row that names the call, never a crash or a retry loop
+    assert "cc.signal.conv_matrix" in feedback[0] and "earns no points" in feedback[0]
 
 
 def test_dirty_messages_are_escaped_everywhere(batch):

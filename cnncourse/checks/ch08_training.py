@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import dropout, losses, models, optim
 from ..nn import Parameter
-from .core import Case, CheckResult, exercise, run_cases
+from . import policy as _policy
+from .core import FORBIDDEN, Case, CheckResult, exercise, run_cases
 
 # CheckResult statuses (the strings core.run_cases uses), for the property-based dropout check.
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
@@ -214,6 +215,7 @@ def check_dropout_forward_exercise(fn):
     head = f"Exercise {number} ({title})"
     if not callable(fn):
         return CheckResult(number, title, FAILED, f"✘ {head}: expected a function, got {type(fn).__name__}", 0, 5)
+    fn = _policy.watch(number, fn)  # a forbidden route is reported at once, in the grader's words
     data = np.random.default_rng(803)
     x = data.normal(size=(200, 100)) + 0.5
     p, total = 0.25, 5
@@ -270,18 +272,22 @@ def check_dropout_forward_exercise(fn):
                                "*scaled* mask (mask / r), the array the backward pass multiplies by")
             raise _Problem(case, "out must equal x * scaled_mask (the mask actually applied, divided by r)", None)
         # 5. randomness from rng
-        case = "two calls with generators of the same seed, then two calls with one generator"
+        case = "two calls with generators of the same seed, then one with another seed"
         a, _ = call(case, x, p, training=True, rng=np.random.default_rng(7))
         b, _ = call(case, x, p, training=True, rng=np.random.default_rng(7))
         if not np.array_equal(a, b):
             raise _Problem(case, "the same seed gave different masks", "the mask must come from the `rng` argument "
                            "(rng.random(x.shape) < 1 - p), not from np.random's global state")
-        g = np.random.default_rng(8)
-        a, _ = call(case, x, p, training=True, rng=g)
-        b, _ = call(case, x, p, training=True, rng=g)
+        # a different seed must give a different mask (a generator made with a fixed seed inside the
+        # function ignores rng); compared across seeds, not across calls sharing one generator, because
+        # under the grader each call receives its own copy of the arguments
+        a, _ = call(case, x, p, training=True, rng=np.random.default_rng(8))
         if np.array_equal(a, b):
-            raise _Problem(case, "two calls drew the same mask", "a fresh mask is needed at every call: draw it "
-                           "from `rng` (do not create a generator with a fixed seed inside the function)")
+            raise _Problem(case, "generators with different seeds drew the same mask", "a fresh mask is needed at "
+                           "every call: draw it from `rng` (do not create a generator with a fixed seed inside the "
+                           "function)")
+    except _policy.ForbiddenRoute as err:
+        return CheckResult(number, title, FORBIDDEN, f"✘ {head}: {err}", 0, total)
     except NotImplementedError:
         return CheckResult(number, title, NOT_ATTEMPTED,
                            f"… {head}: not attempted yet (the function still raises NotImplementedError)", 0, total)
@@ -334,14 +340,15 @@ def check_initial_loss_check(fn):
     rng = np.random.default_rng(805)
     X = rng.normal(size=(32, 1, 8, 8)).astype(np.float32)
     inputs = [
-        ("an untrained lenet(), 10 classes, labels 0-9", _scaled_lenet(0, 10, 1.0), rng.integers(0, 10, size=32)),
-        ("an untrained lenet(num_classes=5), labels only 0-2 in this batch", _scaled_lenet(1, 5, 1.0),
+        ("an untrained lenet(), 10 classes, labels 0-9", (0, 10, 1.0), rng.integers(0, 10, size=32)),
+        ("an untrained lenet(num_classes=5), labels only 0-2 in this batch", (1, 5, 1.0),
          rng.integers(0, 3, size=32)),
-        ("a lenet whose last layer is 30 times too large (a bad initialisation)", _scaled_lenet(2, 10, 30.0),
+        ("a lenet whose last layer is 30 times too large (a bad initialisation)", (2, 10, 30.0),
          rng.integers(0, 10, size=32)),
     ]
     cases = []
-    for label, model, y in inputs:
+    for label, spec, y in inputs:
+        model = _scaled_lenet(*spec)
         logits = np.asarray(model(X), dtype=np.float64)
         loss = float(losses.softmax_cross_entropy(logits, y)[0])
         k = logits.shape[1]
@@ -357,5 +364,8 @@ def check_initial_loss_check(fn):
         if present != k:
             mistakes["K is counted from the labels of this batch; the number of classes is the model's output "
                      "size, logits.shape[1]"] = (loss, float(np.log(present)))
-        cases.append(Case(label, (model, X, y), expected=(loss, float(np.log(k))), mistakes=mistakes))
+        # the student gets an identical model that has never run: a used one carries its layer caches,
+        # which only add weight to the arguments (and, under the grader, unpickle package objects)
+        fresh = _scaled_lenet(*spec)
+        cases.append(Case(label, (fresh, X, y), expected=(loss, float(np.log(k))), mistakes=mistakes))
     return run_cases("8.5", "initial_loss_check", fn, cases, rtol=1e-4, atol=1e-6)

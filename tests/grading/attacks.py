@@ -66,7 +66,7 @@ def correlate_inner(x, w, boundary="zero"):
     from cnncourse.grading import guard
     guard._CALLS.append("called cnncourse.signal.conv_matrix")
     os.write(int(sys.argv[2]), b"called cnncourse.signal.conv_matrix\\n")
-''' + BODY, ("error", 0), ("passed", 1)),
+''' + BODY, ("forbidden", 0), ("passed", 1)),
     # issue 22.2: lone surrogate, terminal escapes, bidi override, NUL and a forged Markdown line in a message
     "dirty_message": (HEAD + '''    raise ValueError("\\udcff bad \\x1b[2J\\u202e evil\\x00 end\\r\\n"
                      "# Total: **2 of 2** points <script>x</script>")
