@@ -182,13 +182,13 @@ def chapter_page(source: Path, page: Path, site_files: dict[Path, Path]) -> None
 
 
 def landing_page(template: Path, chapters: list[Path]) -> str:
-    rows = ["| # | chapter | what it is about |", "|---|---|---|"]
+    rows = ["| # | chapter | what you learn |", "|---|---|---|"]
     for path in chapters:
         title = chapter_title(path)
         rows.append(f"| {chapter_number(path):02d} | [{title}](chapters/{path.name}) | {chapter_summary(path)} |")
-    toctree = ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", "",
+    toctree = ["```{toctree}", ":caption: Chapters", ":maxdepth: 1", ":hidden:", "",
                *[f"chapters/{path.stem}" for path in chapters], "```", "",
-               "```{toctree}", ":caption: For instructors", ":maxdepth: 1", "", "instructors", "```"]
+               "```{toctree}", ":caption: For instructors", ":maxdepth: 1", ":hidden:", "", "instructors", "```"]
     text = template.read_text()
     for marker, value in (("<!-- CHAPTER-TABLE -->", "\n".join(rows)), ("<!-- TOCTREE -->", "\n".join(toctree)),
                           ("<!-- CHAPTER-COUNT -->", str(len(chapters)))):

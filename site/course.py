@@ -48,8 +48,23 @@ def chapter_title(path: Path) -> str:
     return re.sub(r"^\d{2}\s*[·:.\-–—]\s*", "", title)
 
 
+def readme_summary(path: Path, readme: Path | None = None) -> str | None:
+    """What the README's table of notebooks says a chapter teaches (its last column), if it lists it."""
+    readme = readme or Path(path).resolve().parents[1] / "README.md"
+    if not readme.exists():
+        return None
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.lstrip().startswith("|") and len(cells) >= 3 and f"notebooks/{Path(path).name})" in cells[1]:
+            return cells[-1] or None
+    return None
+
+
 def chapter_summary(path: Path, limit: int = 160) -> str:
-    """The first sentence of the paragraph under the title, for the landing page's table."""
+    """For the landing page's table: the README's line on the chapter, else the first sentence under its title."""
+    from_readme = readme_summary(path)
+    if from_readme:
+        return from_readme
     text = _first_markdown(path)
     paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip() and not p.lstrip().startswith("#")]
     if not paragraphs:

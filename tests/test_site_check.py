@@ -206,3 +206,14 @@ def test_a_live_widget_output_becomes_text_and_gets_the_explorer_note(tmp_path):
     after = built.cells[built.cells.index(code) + 1]
     assert after.cell_type == "markdown" and after.source == EXPLORER_NOTE
     assert "Work through this chapter" in built.cells[1].source  # the box under the title
+
+
+def test_summary_comes_from_the_readme_table_when_it_lists_the_chapter(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    path = tmp_path / "notebooks" / "05_fast.ipynb"
+    _notebook(path, "# 05 · Fast\n\nNotebook 04 was slow.")
+    (tmp_path / "README.md").write_text("| # | notebook | what you learn |\n|---|---|---|\n"
+                                        "| 05 | [Fast](notebooks/05_fast.ipynb) | im2col, the FFT, the GPU |\n")
+    assert chapter_summary(path) == "im2col, the FFT, the GPU"
+    (tmp_path / "README.md").write_text("# no table\n")
+    assert chapter_summary(path) == "Notebook 04 was slow."
