@@ -48,6 +48,8 @@ def test_every_listed_mistake_gets_its_cause_named_in_at_most_25_lines(number, s
 
 @pytest.mark.parametrize("number", list(EXERCISES))
 def test_every_exercise_lists_mistakes_and_its_right_answer_passes(number):
+    if getattr(EXERCISES[number].check, "property_based", False):
+        pytest.skip(f"exercise {number}'s check tests properties of a random answer (its own tests cover it)")
     case_sets = collect_cases(number)
     assert case_sets, f"exercise {number}'s check records no cases"
     assert any(case_set.causes() for case_set in case_sets), f"exercise {number} lists no likely causes"
@@ -66,6 +68,9 @@ def test_collect_cases_runs_no_student_code(monkeypatch):
     monkeypatch.setattr(core, "_unfinished", spy)
     for number in EXERCISES:
         case_sets = collect_cases(number)
+        if getattr(EXERCISES[number].check, "property_based", False):
+            assert case_sets == []
+            continue
         assert case_sets and all(isinstance(s, core.CaseSet) and s.number == number for s in case_sets)
     assert not calls
     # outside collect_cases the checks run the function as usual
