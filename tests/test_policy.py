@@ -158,6 +158,15 @@ def test_markdown_states_the_policy(number):
                 assert policy.policy_for(number).allows({name}), (number, sentence)
 
 
+def test_writing_the_statements_again_changes_nothing(tmp_path):
+    import shutil
+
+    copy = tmp_path / "01_convolution_1d.ipynb"
+    shutil.copy(routes.NOTEBOOKS / "01_convolution_1d.ipynb", copy)
+    assert policy.write_statements(copy) == []
+    assert copy.read_bytes() == (routes.NOTEBOOKS / "01_convolution_1d.ipynb").read_bytes()
+
+
 def test_sentence_names_what_is_allowed_and_refused():
     p = POLICIES["1.1"]
     text = p.sentence()
