@@ -306,7 +306,8 @@ def test_forbidden_message_wording():
 
 def test_sandbox_refusals_are_explained():
     text = policy.explain_refusal("the grader does not allow ctypes")
-    assert "import" in text and "PyTorch" in text and "top of the notebook" in text
+    assert "PyTorch" in text and "not available inside your function during grading" in text
+    assert "top of the notebook" in text and "ctypes" not in text
     assert "subprocess" in policy.explain_refusal("the grader does not allow starting processes")
     assert policy.explain_refusal("something else") == "something else"
 

@@ -216,33 +216,34 @@ def forbidden_message(labels: Iterable[str]) -> str:
 # What the sandbox refuses, said in terms of what a student did.  Keys are the audit hook's words.
 _REFUSALS = (
     ("the grader does not allow ctypes",
-     "a library loaded C code while your function ran (importing PyTorch, for example, does this); "
-     "during grading, libraries can only be imported at the top of the notebook, in its import cell, "
-     "and your function may not load C libraries itself"),
+     "a library that loads compiled code (PyTorch, for example) is not available inside your function during "
+     "grading: once student code runs, the sandbox refuses to load compiled libraries, because their code would "
+     "run outside its checks. Import such libraries at the top of the notebook, in its import cell, which runs "
+     "before the sandbox closes; or use NumPy"),
     ("the grader does not allow importing _ctypes", None),
     ("the grader does not allow importing ctypes", None),
     ("the grader does not allow starting processes",
-     "your function tried to start another program or process; during grading it runs alone, "
-     "without subprocesses, shells or multiprocessing"),
+     "starting another program or process is not available during grading: the function runs alone in a "
+     "sandbox, without subprocesses, shells or multiprocessing"),
     ("the grader does not allow network access",
-     "your function tried to use the network, which is not available during grading"),
+     "the network is not available during grading: the sandbox has no connections"),
     ("the grader only allows writing inside the scratch folder",
-     "your function tried to write a file outside its scratch folder (the current folder); "
-     "during grading only that folder is writable"),
+     "writing files outside the current (scratch) folder is not available during grading: the sandbox may "
+     "only write there"),
     ("the grader does not allow reading",
-     "your function tried to read a file that is not available during grading (only Python, its "
-     "libraries and the current folder are)"),
+     "that file is not available during grading: the sandbox reads only Python, its libraries and the current "
+     "folder"),
 )
 
 
 def explain_refusal(message: str) -> str:
-    """A sandbox refusal (``PermissionError`` text) turned into what is unavailable and why."""
+    """A sandbox refusal (``PermissionError`` text) turned into what is unavailable during grading, and why."""
     text = str(message)
     for key, explanation in _REFUSALS:
         if text.startswith(key):
             if explanation is None:
                 return explain_refusal("the grader does not allow ctypes")
-            return f"{explanation} [{text}]"
+            return explanation
     return text
 
 
