@@ -41,6 +41,9 @@ import threading
 import types
 from typing import Callable, Iterable
 
+from ..grading.gates import canonical, package_functions, resolve
+from ..grading.gates import codes as _codes
+
 __all__ = ["Family", "Policy", "POLICIES", "DEFAULT", "INFRASTRUCTURE", "ForbiddenRoute", "computing_modules",
            "policy_for", "rules", "watch", "grading", "describe", "forbidden_message", "explain_refusal",
            "display", "MARK"]
@@ -270,78 +273,6 @@ class grading:
     def __exit__(self, *exc):
         _local.off -= 1
         return False
-
-
-def _codes(code: types.CodeType, out: dict) -> None:
-    """``out[id(c)] = c`` for ``code`` and every code object nested in it."""
-    if id(code) in out:
-        return
-    out[id(code)] = code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _codes(const, out)
-
-
-def package_functions(module_names) -> dict[int, tuple]:
-    """``{id(function): (function, names)}`` of every function defined in the given (imported) modules.
-
-    ``names`` are all the dotted names it is reachable under from a module
-    (``cnncourse.signal.pad1d``; a method: ``cnncourse.nn.Conv2d.forward``).
-    Wrapped functions (``functools.wraps``, ``lru_cache``) are included through ``__wrapped__``.
-    """
-    found: dict[int, tuple] = {}
-
-    def add(fn, name):
-        while True:
-            if isinstance(fn, (staticmethod, classmethod)):
-                fn = fn.__func__
-            if isinstance(fn, types.FunctionType):
-                entry = found.setdefault(id(fn), (fn, set()))
-                entry[1].add(name)
-            inner = getattr(fn, "__wrapped__", None) if not isinstance(fn, type) else None
-            if inner is None or inner is fn:
-                return
-            fn = inner
-
-    def owned(obj, module_name) -> bool:
-        return getattr(obj, "__module__", None) == module_name or (
-            isinstance(obj, types.FunctionType) and obj.__module__ in module_names)
-
-    module_names = set(module_names)
-    for module_name in sorted(module_names):
-        module = sys.modules.get(module_name)
-        if module is None:
-            continue
-        for attr, value in list(vars(module).items()):
-            if isinstance(value, type):
-                if value.__module__ not in module_names:
-                    continue
-                for key, member in list(vars(value).items()):
-                    if isinstance(member, property):
-                        for f in (member.fget, member.fset, member.fdel):
-                            if f is not None:
-                                add(f, f"{module_name}.{attr}.{key}")
-                    elif isinstance(member, (types.FunctionType, staticmethod, classmethod)):
-                        add(member, f"{module_name}.{attr}.{key}")
-            elif callable(value) and owned(value, module_name):
-                add(value, f"{module_name}.{attr}")
-    return {k: (fn, frozenset(names)) for k, (fn, names) in found.items()}
-
-
-def canonical(fn, names) -> str:
-    """The name a function is reported under: where it is defined, else its shortest alias."""
-    home = f"{fn.__module__}.{fn.__qualname__}"
-    return home if home in names else min(names, key=lambda n: (len(n), n))
-
-
-def resolve(target: str):
-    """``"module:attr.path"`` -> (owner, attribute, object); imports the module."""
-    module_name, _, path = target.partition(":")
-    owner = importlib.import_module(module_name)
-    parts = path.split(".")
-    for attr in parts[:-1]:
-        owner = getattr(owner, attr)
-    return owner, parts[-1], getattr(owner, parts[-1])
 
 
 def _index():
