@@ -310,6 +310,8 @@ def test_sandbox_refusals_are_explained():
     assert "top of the notebook" in text and "ctypes" not in text
     assert "subprocess" in policy.explain_refusal("the grader does not allow starting processes")
     assert policy.explain_refusal("something else") == "something else"
+    assert "not available during grading" in policy.explain_refusal("the grader does not allow reading /etc/passwd")
+    assert policy.explain_refusal("the grader does not allow reading its tripwires").endswith("its tripwires")
 
 
 def test_no_watch_inside_the_grader(monkeypatch):

@@ -233,7 +233,7 @@ _REFUSALS = (
     ("the grader only allows writing inside the scratch folder",
      "writing files outside the current (scratch) folder is not available during grading: the sandbox may "
      "only write there"),
-    ("the grader does not allow reading",
+    ("the grader does not allow reading /",
      "that file is not available during grading: the sandbox reads only Python, its libraries and the current "
      "folder"),
 )
