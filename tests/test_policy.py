@@ -158,6 +158,15 @@ def test_markdown_states_the_policy(number):
                 assert policy.policy_for(number).allows({name}), (number, sentence)
 
 
+def test_writing_the_statements_again_changes_nothing(tmp_path):
+    import shutil
+
+    copy = tmp_path / "01_convolution_1d.ipynb"
+    shutil.copy(routes.NOTEBOOKS / "01_convolution_1d.ipynb", copy)
+    assert policy.write_statements(copy) == []
+    assert copy.read_bytes() == (routes.NOTEBOOKS / "01_convolution_1d.ipynb").read_bytes()
+
+
 def test_sentence_names_what_is_allowed_and_refused():
     p = POLICIES["1.1"]
     text = p.sentence()
@@ -302,9 +311,12 @@ def test_forbidden_message_wording():
 
 def test_sandbox_refusals_are_explained():
     text = policy.explain_refusal("the grader does not allow ctypes")
-    assert "import" in text and "PyTorch" in text and "top of the notebook" in text
+    assert "PyTorch" in text and "not available inside your function during grading" in text
+    assert "top of the notebook" in text and "ctypes" not in text
     assert "subprocess" in policy.explain_refusal("the grader does not allow starting processes")
     assert policy.explain_refusal("something else") == "something else"
+    assert "not available during grading" in policy.explain_refusal("the grader does not allow reading /etc/passwd")
+    assert policy.explain_refusal("the grader does not allow reading its tripwires").endswith("its tripwires")
 
 
 def test_no_watch_inside_the_grader(monkeypatch):

@@ -41,6 +41,9 @@ import threading
 import types
 from typing import Callable, Iterable
 
+from ..grading.gates import canonical, package_functions, resolve
+from ..grading.gates import codes as _codes
+
 __all__ = ["Family", "Policy", "POLICIES", "DEFAULT", "INFRASTRUCTURE", "ForbiddenRoute", "computing_modules",
            "policy_for", "rules", "watch", "grading", "describe", "forbidden_message", "explain_refusal",
            "display", "MARK"]
@@ -216,33 +219,34 @@ def forbidden_message(labels: Iterable[str]) -> str:
 # What the sandbox refuses, said in terms of what a student did.  Keys are the audit hook's words.
 _REFUSALS = (
     ("the grader does not allow ctypes",
-     "a library loaded C code while your function ran (importing PyTorch, for example, does this); "
-     "during grading, libraries can only be imported at the top of the notebook, in its import cell, "
-     "and your function may not load C libraries itself"),
+     "a library that loads compiled code (PyTorch, for example) is not available inside your function during "
+     "grading: once student code runs, the sandbox refuses to load compiled libraries, because their code would "
+     "run outside its checks. Import such libraries at the top of the notebook, in its import cell, which runs "
+     "before the sandbox closes; or use NumPy"),
     ("the grader does not allow importing _ctypes", None),
     ("the grader does not allow importing ctypes", None),
     ("the grader does not allow starting processes",
-     "your function tried to start another program or process; during grading it runs alone, "
-     "without subprocesses, shells or multiprocessing"),
+     "starting another program or process is not available during grading: the function runs alone in a "
+     "sandbox, without subprocesses, shells or multiprocessing"),
     ("the grader does not allow network access",
-     "your function tried to use the network, which is not available during grading"),
+     "the network is not available during grading: the sandbox has no connections"),
     ("the grader only allows writing inside the scratch folder",
-     "your function tried to write a file outside its scratch folder (the current folder); "
-     "during grading only that folder is writable"),
-    ("the grader does not allow reading",
-     "your function tried to read a file that is not available during grading (only Python, its "
-     "libraries and the current folder are)"),
+     "writing files outside the current (scratch) folder is not available during grading: the sandbox may "
+     "only write there"),
+    ("the grader does not allow reading /",
+     "that file is not available during grading: the sandbox reads only Python, its libraries and the current "
+     "folder"),
 )
 
 
 def explain_refusal(message: str) -> str:
-    """A sandbox refusal (``PermissionError`` text) turned into what is unavailable and why."""
+    """A sandbox refusal (``PermissionError`` text) turned into what is unavailable during grading, and why."""
     text = str(message)
     for key, explanation in _REFUSALS:
         if text.startswith(key):
             if explanation is None:
                 return explain_refusal("the grader does not allow ctypes")
-            return f"{explanation} [{text}]"
+            return explanation
     return text
 
 
@@ -269,78 +273,6 @@ class grading:
     def __exit__(self, *exc):
         _local.off -= 1
         return False
-
-
-def _codes(code: types.CodeType, out: dict) -> None:
-    """``out[id(c)] = c`` for ``code`` and every code object nested in it."""
-    if id(code) in out:
-        return
-    out[id(code)] = code
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            _codes(const, out)
-
-
-def package_functions(module_names) -> dict[int, tuple]:
-    """``{id(function): (function, names)}`` of every function defined in the given (imported) modules.
-
-    ``names`` are all the dotted names it is reachable under from a module
-    (``cnncourse.signal.pad1d``; a method: ``cnncourse.nn.Conv2d.forward``).
-    Wrapped functions (``functools.wraps``, ``lru_cache``) are included through ``__wrapped__``.
-    """
-    found: dict[int, tuple] = {}
-
-    def add(fn, name):
-        while True:
-            if isinstance(fn, (staticmethod, classmethod)):
-                fn = fn.__func__
-            if isinstance(fn, types.FunctionType):
-                entry = found.setdefault(id(fn), (fn, set()))
-                entry[1].add(name)
-            inner = getattr(fn, "__wrapped__", None) if not isinstance(fn, type) else None
-            if inner is None or inner is fn:
-                return
-            fn = inner
-
-    def owned(obj, module_name) -> bool:
-        return getattr(obj, "__module__", None) == module_name or (
-            isinstance(obj, types.FunctionType) and obj.__module__ in module_names)
-
-    module_names = set(module_names)
-    for module_name in sorted(module_names):
-        module = sys.modules.get(module_name)
-        if module is None:
-            continue
-        for attr, value in list(vars(module).items()):
-            if isinstance(value, type):
-                if value.__module__ not in module_names:
-                    continue
-                for key, member in list(vars(value).items()):
-                    if isinstance(member, property):
-                        for f in (member.fget, member.fset, member.fdel):
-                            if f is not None:
-                                add(f, f"{module_name}.{attr}.{key}")
-                    elif isinstance(member, (types.FunctionType, staticmethod, classmethod)):
-                        add(member, f"{module_name}.{attr}.{key}")
-            elif callable(value) and owned(value, module_name):
-                add(value, f"{module_name}.{attr}")
-    return {k: (fn, frozenset(names)) for k, (fn, names) in found.items()}
-
-
-def canonical(fn, names) -> str:
-    """The name a function is reported under: where it is defined, else its shortest alias."""
-    home = f"{fn.__module__}.{fn.__qualname__}"
-    return home if home in names else min(names, key=lambda n: (len(n), n))
-
-
-def resolve(target: str):
-    """``"module:attr.path"`` -> (owner, attribute, object); imports the module."""
-    module_name, _, path = target.partition(":")
-    owner = importlib.import_module(module_name)
-    parts = path.split(".")
-    for attr in parts[:-1]:
-        owner = getattr(owner, attr)
-    return owner, parts[-1], getattr(owner, parts[-1])
 
 
 def _index():
