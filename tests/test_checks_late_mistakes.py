@@ -344,3 +344,41 @@ def test_batchnorm_backward_missing_mu_path_and_chance_probability_are_named():
         return loss, 1 / np.exp(k)
 
     _named(checks.check_initial_loss_check(chance_probability), "expected = 1/K")
+
+
+# --------------------------------------------------------------------------- 9.4 layer norm backward
+
+
+def layernorm_backward(dout, x, gamma, eps=1e-5, *, constants=False, use_gamma=True):
+    """Written from the chain rule through mu and var, per sample (not the compact formula of the package)."""
+    axes = tuple(range(1, x.ndim))
+    d = np.prod(x.shape[1:])
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True)
+    xmu, inv = x - mu, 1 / np.sqrt(var + eps)
+    dxhat = dout * gamma if use_gamma else dout
+    if constants:
+        dx = dxhat * inv
+    else:
+        dvar = np.sum(dxhat * xmu, axis=axes, keepdims=True) * -0.5 * inv**3
+        dmu = -np.sum(dxhat * inv, axis=axes, keepdims=True) + dvar * np.mean(-2 * xmu, axis=axes, keepdims=True)
+        dx = dxhat * inv + dvar * 2 * xmu / d + dmu / d
+    return dx, (dout * xmu * inv).sum(axis=0), dout.sum(axis=0)
+
+
+def test_layernorm_backward_passes_torch_and_names_slips():
+    torch = pytest.importorskip("torch")
+
+    def via_torch(dout, x, gamma, eps=1e-5):
+        xt, gt = torch.tensor(x, requires_grad=True), torch.tensor(gamma, requires_grad=True)
+        bt = torch.zeros_like(gt, requires_grad=True)
+        torch.nn.functional.layer_norm(xt, x.shape[1:], gt, bt, eps).backward(torch.tensor(dout))
+        return xt.grad.numpy(), gt.grad.numpy(), bt.grad.numpy()
+
+    assert checks.check_layernorm_backward_exercise(via_torch).passed
+    assert checks.check_layernorm_backward_exercise(layernorm_backward).passed
+    _named(checks.check_layernorm_backward_exercise(lambda *a, **k: layernorm_backward(*a, **k, constants=True)),
+           "treated as constants")
+    _named(checks.check_layernorm_backward_exercise(lambda *a, **k: layernorm_backward(*a, **k, use_gamma=False)),
+           "gamma is forgotten")
+    assert checks.EXERCISES["9.4"].notebook == "09_normalisation_and_gradients"

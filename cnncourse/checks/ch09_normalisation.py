@@ -142,3 +142,42 @@ def check_layernorm_forward_exercise(fn):
         cases.append(Case(f"x of shape {shape}, gamma and beta of shape {shape[1:]}", (x, gamma, beta),
                           expected=out, mistakes=mistakes))
     return run_cases("9.3", "layernorm_forward_exercise", fn, cases)
+
+
+def _layernorm_backward(dout, x, gamma, eps=1e-5, *, axes=None, use_gamma=True, constants=False, param_axes=0):
+    """Layer-norm gradients written out, with switches for the classic mistakes (defaults: right)."""
+    axes = tuple(range(1, x.ndim)) if axes is None else axes
+    mu = x.mean(axis=axes, keepdims=True)
+    inv_std = 1 / np.sqrt(x.var(axis=axes, keepdims=True) + eps)
+    xhat = (x - mu) * inv_std
+    dxhat = dout * gamma if use_gamma else dout
+    if constants:
+        dx = dxhat * inv_std
+    else:
+        dx = inv_std * (dxhat - dxhat.mean(axis=axes, keepdims=True)
+                        - xhat * (dxhat * xhat).mean(axis=axes, keepdims=True))
+    return dx, (dout * xhat).sum(axis=param_axes), dout.sum(axis=param_axes)
+
+
+@exercise("9.4", "layernorm_backward_exercise", notebook=NOTEBOOK, forbidden=("cnncourse.batchnorm.layernorm_backward",
+                                                                            "cnncourse.batchnorm.groupnorm_backward"))
+def check_layernorm_backward_exercise(fn):
+    """``fn(dout, x, gamma, eps=1e-5) -> (dx, dgamma, dbeta)`` for the layer norm of exercise 9.3."""
+    rng = np.random.default_rng(904)
+    cases = []
+    for shape in ((4, 6), (3, 2, 4, 5), (5, 3)):
+        x = rng.normal(0.7, 2.0, size=shape)
+        gamma, beta, dout = rng.normal(size=shape[1:]), rng.normal(size=shape[1:]), rng.normal(size=shape)
+        _, cache = batchnorm.layernorm_forward(x, gamma, beta)
+        expected = batchnorm.layernorm_backward(dout, cache)
+        cases.append(Case(f"x of shape {shape}, gamma of shape {shape[1:]}", (dout, x, gamma), expected=expected, mistakes={
+            "the batch norm gradient (means over axis 0): layer norm's mean and variance are per sample, so the "
+            "two extra terms average over each sample's features": _layernorm_backward(dout, x, gamma, axes=(0,)),
+            "mu and var are treated as constants: they depend on x too (two extra terms)":
+                _layernorm_backward(dout, x, gamma, constants=True),
+            "gamma is forgotten in dx: the gradient reaching xhat is dout * gamma":
+                _layernorm_backward(dout, x, gamma, use_gamma=False),
+            "dgamma and dbeta summed over the features instead of the batch: they have the shape of one sample, "
+            "summed over N": _layernorm_backward(dout, x, gamma, param_axes=tuple(range(1, x.ndim))),
+        }))
+    return run_cases("9.4", "layernorm_backward_exercise", fn, cases, rtol=1e-5, atol=1e-8)
