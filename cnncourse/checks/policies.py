@@ -120,6 +120,7 @@ POLICIES: dict[str, Policy] = {
     "9.1": Policy(deny=(NORMALISATION,)),
     "9.2": Policy(deny=(NORMALISATION, AUTOGRAD)),
     "9.3": Policy(deny=(NORMALISATION, LAYER_NORM)),
+    "9.4": Policy(deny=(NORMALISATION, LAYER_NORM, AUTOGRAD)),
     # notebook 10
     "10.1": Policy(allow=("cnncourse.conv.conv_forward", "cnncourse.activations.relu_forward"), deny=(TORCH_CONV,)),
     "10.2": Policy(allow=("cnncourse.conv.conv_forward", "cnncourse.conv.conv_backward",
