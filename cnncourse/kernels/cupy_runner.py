@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from ..backend import cupy_or_none
-from .plans import In, LaunchPlan, Out, check_plan
+from .plans import LaunchPlan, bind_arguments
 from .sources import COMPILE_OPTIONS, KERNEL_TEMPLATES, name_expressions, read_source
 
 __all__ = ["cupy", "compile_all", "run_plan"]
@@ -59,17 +59,6 @@ def compile_all() -> dict[str, str]:
 def run_plan(plan: LaunchPlan, inputs: dict) -> dict:
     """Launch ``plan`` on the GPU with CuPy ``inputs`` (by name); return its outputs by name."""
     cp = cupy()
-    check_plan(plan)
-    ready = {name: cp.ascontiguousarray(a) for name, a in inputs.items()}
-    outs, args = {}, []
-    for arg in plan.args:
-        v = arg.value
-        if isinstance(v, In):
-            args.append(ready[v.name])
-        elif isinstance(v, Out):
-            outs[v.name] = cp.empty(v.shape, dtype=v.dtype)
-            args.append(outs[v.name])
-        else:
-            args.append(plan.scalar_value(arg))
+    args, outs = bind_arguments(plan, inputs, cp)
     _kernel(plan.module, plan.kernel)(plan.grid, plan.block, tuple(args), shared_mem=plan.shared_bytes)
     return outs

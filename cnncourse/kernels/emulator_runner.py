@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 
 from . import emulator
-from .plans import MAX_BLOCKS, MAX_GRID_Z, In, LaunchPlan, Out, check_plan
+from .plans import MAX_BLOCKS, MAX_GRID_Z, LaunchPlan, bind_arguments
 from .sources import source_path
 
 __all__ = ["EmulatorOptions", "emulated", "active", "run_plan", "emulator_status", "kernel"]
@@ -81,18 +81,7 @@ def run_plan(plan: LaunchPlan, inputs: dict, options: EmulatorOptions | None = N
     the same signature: the tests plant bugs this way and check that they show).
     """
     opts = options or active() or EmulatorOptions()
-    check_plan(plan)
-    ready = {name: np.ascontiguousarray(a) for name, a in inputs.items()}
-    outs, args = {}, []
-    for arg in plan.args:
-        v = arg.value
-        if isinstance(v, In):
-            args.append(ready[v.name])
-        elif isinstance(v, Out):
-            outs[v.name] = np.empty(v.shape, dtype=v.dtype)
-            args.append(outs[v.name])
-        else:
-            args.append(plan.scalar_value(arg))
+    args, outs = bind_arguments(plan, inputs, np)
     if source is None:
         k = kernel(plan.module, plan.kernel, sanitize=opts.sanitize)
     else:

@@ -22,7 +22,7 @@ from .sources import CTYPE, kernel_params
 
 __all__ = [
     "BLOCK", "MAX_BLOCKS", "MAX_GRID_Z", "CS_BLOCK", "SHARED_LIMIT", "DIRECT_FILTER_GROUPS",
-    "In", "Out", "Arg", "LaunchPlan", "check_plan",
+    "In", "Out", "Arg", "LaunchPlan", "check_plan", "bind_arguments",
     "launch_1d", "conv_out_size", "cols_strides", "direct_conv_geometry", "channel_sums_geometry",
     "im2col_geometry", "pool_geometry", "argmax_ctype",
     "im2col_plan", "col2im_plan", "max_pool_forward_plan", "max_pool_backward_plan",
@@ -105,6 +105,32 @@ def check_plan(plan: LaunchPlan) -> None:
             raise TypeError(f"{plan.kernel}: output {p.name} is `{p.ctype}`, the plan allocates {a.value.dtype}")
         if not p.is_pointer and isinstance(a.value, (In, Out)):
             raise TypeError(f"{plan.kernel}: parameter {p.name} is the scalar `{p.ctype}`, the plan passes an array")
+
+
+def bind_arguments(plan: LaunchPlan, inputs: dict, xp) -> tuple[list, dict]:
+    """The launch's argument list and its output arrays, for either runner.
+
+    Checks the plan against the kernel's signature, makes the ``inputs`` (by
+    name) C-contiguous and allocates each output with ``xp`` (NumPy for the
+    emulator, CuPy for a GPU), so both runners send a kernel exactly the same list.
+
+    Returns:
+        ``(args, outs)``: arrays and exactly typed scalars in the kernel's order, and
+        the outputs by name.
+    """
+    check_plan(plan)
+    ready = {name: xp.ascontiguousarray(a) for name, a in inputs.items()}
+    outs, args = {}, []
+    for arg in plan.args:
+        v = arg.value
+        if isinstance(v, In):
+            args.append(ready[v.name])
+        elif isinstance(v, Out):
+            outs[v.name] = xp.empty(v.shape, dtype=v.dtype)
+            args.append(outs[v.name])
+        else:
+            args.append(plan.scalar_value(arg))
+    return args, outs
 
 
 def _ints(ctype: str, *values) -> list[Arg]:
