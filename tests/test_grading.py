@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import base64
 import csv
-import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +24,11 @@ from cnncourse.grading import autograde, notebook as nbio, release as rel, repor
 from cnncourse.grading.sandbox import Limits
 
 HERE = Path(__file__).parent / "grading"
-SOURCE = HERE / "source" / "01_convolution_1d.ipynb"
+sys.path.insert(0, str(HERE))
+import fixture  # noqa: E402  (tests/grading/fixture.py: the fixture notebook and its release)
+from fixture import FORBIDDEN, SOURCE, exercises as _exercises  # noqa: E402
 CORPUS = HERE / "submissions"
 LIMITS = Limits(exercise_timeout=8, notebook_timeout=90, memory_mb=1024, output_mb=1, startup_timeout=90)
-FORBIDDEN = {"1.1": ("cnncourse.signal.correlate1d", "cnncourse.signal.convolve1d"),
-             "1.2": ("cnncourse.signal.conv_matrix",)}
 
 # case -> ((status, points) of exercise 1.1, (status, points) of exercise 1.2)
 EXPECTED = {
@@ -83,18 +83,9 @@ FEEDBACK = {
 }
 
 
-def _exercises():
-    ex = dict(EXERCISES)
-    for number, names in FORBIDDEN.items():
-        ex[number] = dataclasses.replace(ex[number], forbidden=names)
-    return ex
-
-
 @pytest.fixture(scope="module")
 def release_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("release")
-    rel.release([SOURCE], out, exercises=_exercises())
-    return out
+    return fixture.release(tmp_path_factory.mktemp("release"))
 
 
 @pytest.fixture(scope="module")

@@ -23,34 +23,23 @@ from pathlib import Path
 
 import pytest
 
-from cnncourse.checks import EXERCISES
 from cnncourse.grading import autograde, notebook as nbio, release as rel, report, sandbox, wire
 from cnncourse.grading.sandbox import Limits, Sandbox, default_policy
 
 HERE = Path(__file__).parent / "grading"
 sys.path.insert(0, str(HERE))
 import attacks  # noqa: E402  (tests/grading/attacks.py: data builders, not tests)
+import fixture  # noqa: E402  (tests/grading/fixture.py: the fixture notebook and its release)
+from fixture import FORBIDDEN, SOURCE, exercises as _exercises  # noqa: E402
 
-SOURCE = HERE / "source" / "01_convolution_1d.ipynb"
 LIMITS = Limits(exercise_timeout=4, notebook_timeout=60, memory_mb=1024, output_mb=1, startup_timeout=60,
                 scratch_mb=8)
-FORBIDDEN = {"1.1": ("cnncourse.signal.correlate1d", "cnncourse.signal.convolve1d"),
-             "1.2": ("cnncourse.signal.conv_matrix",)}
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _exercises():
-    ex = dict(EXERCISES)
-    for number, names in FORBIDDEN.items():
-        ex[number] = dataclasses.replace(ex[number], forbidden=names)
-    return ex
 
 
 @pytest.fixture(scope="module")
 def release_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("release")
-    rel.release([SOURCE], out, exercises=_exercises())
-    return out
+    return fixture.release(tmp_path_factory.mktemp("release"))
 
 
 @pytest.fixture(scope="module")
